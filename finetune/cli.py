@@ -1,0 +1,142 @@
+"""The `finetune` command line. Thin: parse, load the config, call one function.
+
+Heavy libraries (torch, transformers, peft) are imported inside the commands, so `--help` and
+`finetune config ...` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from finetune.errors import FinetuneError
+
+app = typer.Typer(
+    name="finetune",
+    help="Fine-tune pretrained Transformers from one YAML file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show, check or describe run configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. training.lr=3e-5 lora.r=16", show_default=False)
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own log messages."),
+) -> None:
+    if not verbose:
+        _quiet_libraries()
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="The run's YAML file."),
+    overrides: Optional[List[str]] = OVERRIDES,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+) -> None:
+    """Train a model as the config describes; writes the run directory."""
+    from finetune.config import default_output_dir, load_config
+    from finetune.train import train as run_training
+
+    cfg = load_config(config, overrides or [])
+    out = Path(cfg.training.output_dir or default_output_dir(config))
+    cfg.training.output_dir = str(out)
+    metrics = run_training(cfg, out, overwrite=overwrite)
+    _print_result(f"run saved to {out}", metrics)
+
+
+@app.command("eval")
+def eval_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to score (default: data.eval_split)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+    overrides: Optional[List[str]] = OVERRIDES,
+) -> None:
+    """Score a trained run on a split; writes eval_<split>.json and predictions_<split>.jsonl."""
+    from finetune.evaluation import evaluate_run
+
+    run, cfg = _load_run(run_dir, overrides or [])
+    name = split or cfg.data.eval_split
+    metrics = evaluate_run(run, cfg, name, checkpoint)
+    _print_result(f"wrote {run / f'eval_{name}.json'}", metrics)
+
+
+@config_app.command("show")
+def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
+    """Print the resolved config with every default filled in."""
+    from finetune.config import default_output_dir, load_config
+
+    cfg = load_config(config, overrides or [])
+    cfg.training.output_dir = cfg.training.output_dir or default_output_dir(config)
+    typer.echo(cfg.to_yaml(), nl=False)
+
+
+@config_app.command("validate")
+def config_validate(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
+    """Check a config; prints `ok` or the first error (exit code 2)."""
+    from finetune.config import load_config
+
+    load_config(config, overrides or [])
+    typer.echo(f"{config}: ok")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the config."""
+    from finetune.config import schema
+
+    typer.echo(json.dumps(schema(), indent=2))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _load_run(run_dir: Path, overrides: list[str]):
+    from finetune import run_dir as rd
+    from finetune.config import load_config
+
+    run = rd.require_run(run_dir)
+    return run, load_config(run / rd.CONFIG_FILE, overrides)
+
+
+def _print_result(headline: str, metrics: dict) -> None:
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    typer.echo(f"{headline}\n{json.dumps(shown)}")
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (load reports, cache messages) hides our own output; --verbose restores it."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DATASETS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app()
+    except FinetuneError as exc:
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split())  # always one line
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

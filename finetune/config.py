@@ -1,0 +1,229 @@
+"""The run configuration: typed schema, YAML loading, dotted overrides, readable errors.
+
+Only pydantic and PyYAML are imported here, so `finetune config ...` and `--help` stay fast and
+never pull in torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from finetune.errors import ConfigError
+
+TaskName = Literal["sentiment", "classification", "translation", "summarization"]
+
+
+class Section(BaseModel):
+    """Unknown keys are an error (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelSection(Section):
+    name_or_path: str = Field(description="Hub id or local directory of the checkpoint.")
+    revision: str | None = Field(None, description="Hub branch, tag or commit.")
+    trust_remote_code: bool = Field(
+        False, description="Run Python code shipped with a Hub checkpoint. Off unless you trust it."
+    )
+    allow_pickle: bool = Field(
+        False, description="Allow pickle-based .bin weights (can run code); safetensors otherwise."
+    )
+    init: Literal["pretrained", "scratch"] = Field(
+        "pretrained", description="`scratch` builds the architecture from its config, random weights."
+    )
+    config_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Model config fields to change, e.g. num_layers: 2."
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside name_or_path.")
+    attn_implementation: str | None = Field(
+        "sdpa", description="Attention kernel: sdpa, eager, or null for the model's default."
+    )
+
+
+class DataSection(Section):
+    dataset: str | None = Field(None, description="Hub dataset id (used when `files` is empty).")
+    config_name: str | None = Field(None, description="Hub dataset configuration name.")
+    revision: str | None = Field(None, description="Hub dataset revision.")
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Local files per split, e.g. {train: a.csv}."
+    )
+    format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"] = Field(
+        "auto", description="File format; `auto` reads it from the extension."
+    )
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    label_names: list[str] | None = Field(
+        None, description="Names for integer labels 0..n-1, or the order of string labels."
+    )
+    train_split: str = "train"
+    eval_split: str = "validation"
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Share of train carved out when there is no eval split."
+    )
+    max_train_samples: int | None = Field(None, gt=0)
+    max_eval_samples: int | None = Field(None, gt=0)
+    max_length: int = Field(128, gt=0, description="Tokens per input (classification).")
+    cache_dir: str | None = Field(
+        None, description="Tokenized-data cache; default ~/.cache/finetune (FINETUNE_CACHE)."
+    )
+
+
+class LoraSection(Section):
+    enabled: bool = False
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Union[Literal["auto"], list[str]] = Field(
+        "auto", description="`auto`: the attention projections of the architecture."
+    )
+
+
+class TrainingSection(Section):
+    output_dir: str | None = Field(None, description="Run directory; default runs/<config name>.")
+    epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs.")
+    batch_size: int = Field(16, gt=0, description="Per process, per micro-batch.")
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: int = 42
+    log_every: int = Field(10, gt=0, description="Optimizer steps between metrics.jsonl lines.")
+    eval_every: int | None = Field(None, gt=0, description="Optimizer steps between evaluations.")
+    eval_each_epoch: bool = True
+    eval_before_training: bool = False
+    group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
+    num_workers: int = Field(0, ge=0)
+
+
+class EvalSection(Section):
+    batch_size: int = Field(32, gt=0)
+    best_metric: str | None = Field(None, description="Metric that picks the best checkpoint.")
+    greater_is_better: bool = True
+
+
+class RunConfig(Section):
+    task: TaskName
+    model: ModelSection
+    data: DataSection = Field(default_factory=DataSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+
+    @model_validator(mode="after")
+    def _needs_data(self) -> "RunConfig":
+        if not self.data.files and not self.data.dataset:
+            raise ValueError("data: give `data.dataset` (a Hub id) or `data.files` (local files)")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML file, apply `a.b=value` overrides, validate. Errors are `ConfigError`."""
+    raw = read_yaml(path)
+    for item in overrides:
+        apply_override(raw, item)
+    return validate(raw, source=str(path))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; check the path passed to --config")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {problem}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file; a config is YAML text") from exc
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; start from one of the files in configs/")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (task:, model:, data: ...)")
+    return raw
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """`training.lr=3e-5` sets raw['training']['lr'] = 3e-5 (the value is parsed as YAML)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{item}': write it as section.key=value, e.g. training.lr=3e-5")
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{item}': '{part}' is not a section, it holds a value")
+        node = child
+    node[parts[-1]] = value
+
+
+def validate(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from exc
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    dotted = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = _did_you_mean(loc)
+        return f"unknown key '{dotted}'{hint}"
+    if kind == "missing":
+        return f"missing required key '{dotted}'"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"key '{dotted}' must be one of {expected}, got {error.get('input')!r}"
+    return f"key '{dotted}': {error['msg'].lower()} (got {error.get('input')!r})"
+
+
+def _did_you_mean(loc: list[str]) -> str:
+    """Suggest the closest field of the section the unknown key sits in."""
+    section: type[BaseModel] | None = RunConfig
+    for part in loc[:-1]:
+        field = section.model_fields.get(part) if section else None
+        annotation = field.annotation if field else None
+        section = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if section is None:
+        return ""
+    names = list(section.model_fields)
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{'.'.join(loc[:-1] + close)}'?"
+    return f"; valid keys here: {', '.join(names)}"
+
+
+def default_output_dir(config_path: str | Path) -> str:
+    return str(Path("runs") / Path(config_path).stem)
+
+
+def schema() -> dict[str, Any]:
+    return RunConfig.model_json_schema()

@@ -1,0 +1,27 @@
+"""One exception family for user mistakes.
+
+The CLI turns any `FinetuneError` into a single line on stderr and exit code 2; anything else
+is a bug and keeps its traceback.
+"""
+
+
+class FinetuneError(Exception):
+    """A mistake the user can fix: the message names the file, key or column and what to do."""
+
+    exit_code = 2
+
+
+class ConfigError(FinetuneError):
+    """The YAML file or a command-line override is wrong."""
+
+
+class DataError(FinetuneError):
+    """A data file, split, column or label is missing or malformed."""
+
+
+class ModelError(FinetuneError):
+    """A model or tokenizer cannot be loaded, or cannot do the task."""
+
+
+class RunDirError(FinetuneError):
+    """The run directory is missing, incomplete, or would be overwritten."""

@@ -1,0 +1,40 @@
+"""`finetune eval`: reload a finished run and score it on a split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from finetune import run_dir as rd
+from finetune.config import RunConfig
+
+
+def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
+    from finetune.data import load_split
+    from finetune.models import load_tokenizer
+    from finetune.restore import load_trained_model
+    from finetune.tasks import get_task
+    from finetune.train import _eval_loader, make_accelerator
+
+    source = rd.model_dir(run, checkpoint)
+    accelerator = make_accelerator(cfg)
+    task = get_task(cfg)
+    tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
+    task.prepare_tokenizer(tokenizer)
+    model = load_trained_model(cfg, task, source)
+    raw = load_split(cfg.data, split)
+    with accelerator.main_process_first():
+        encoded = task.encode(raw, split, tokenizer)
+    loader = accelerator.prepare(_eval_loader(cfg, task, tokenizer, encoded))
+    model = accelerator.prepare(model)
+    metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
+    if accelerator.is_main_process:
+        write_results(run, split, metrics, records)
+    return metrics
+
+
+def write_results(run: Path, split: str, metrics: dict, records: list[dict]) -> None:
+    (run / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with open(run / f"predictions_{split}.jsonl", "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

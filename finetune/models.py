@@ -1,0 +1,112 @@
+"""Load a tokenizer and a model for a task, safely: safetensors only unless pickle is allowed,
+no remote code unless the config trusts it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from finetune.config import ModelSection
+from finetune.errors import ModelError
+from finetune.paths import resolve
+
+
+def source(model: ModelSection) -> str:
+    return resolve(model.name_or_path, "model.name_or_path")
+
+
+def hub_kwargs(model: ModelSection) -> dict[str, Any]:
+    return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
+
+
+def load_tokenizer(model: ModelSection):
+    from transformers import AutoTokenizer
+
+    kwargs = hub_kwargs(model)
+    if model.gguf_file:
+        kwargs["gguf_file"] = model.gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source(model), **kwargs)
+    except Exception as exc:
+        raise ModelError(_load_failure("tokenizer", model, exc)) from exc
+    return tokenizer
+
+
+def load_model(model: ModelSection, auto_class: str, **config_kwargs):
+    """Instantiate `transformers.<auto_class>` from the checkpoint (or from its config alone when
+    `init: scratch`). `config_kwargs` carry task facts such as num_labels and id2label."""
+    import transformers
+
+    cls = getattr(transformers, auto_class)
+    config = load_model_config(model, **config_kwargs)
+    kwargs = hub_kwargs(model)
+    if model.attn_implementation:
+        kwargs["attn_implementation"] = model.attn_implementation
+    try:
+        if model.init == "scratch":
+            return cls.from_config(config, **_only(kwargs, "trust_remote_code", "attn_implementation"))
+        refuse_pickle_only_checkpoint(model)
+        return cls.from_pretrained(
+            source(model),
+            config=config,
+            use_safetensors=None if model.allow_pickle else True,
+            **kwargs,
+        )
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            raise ModelError(
+                f"model '{model.name_or_path}' ({config.model_type}) has no {auto_class} head; "
+                "pick a checkpoint of a family that supports this task"
+            ) from exc
+        raise ModelError(_load_failure("model", model, exc)) from exc
+    except (OSError, EnvironmentError) as exc:
+        raise ModelError(_load_failure("model", model, exc)) from exc
+
+
+def load_model_config(model: ModelSection, **config_kwargs):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(
+            source(model), **hub_kwargs(model), **model.config_overrides, **config_kwargs
+        )
+    except Exception as exc:
+        raise ModelError(_load_failure("config", model, exc)) from exc
+
+
+def refuse_pickle_only_checkpoint(model: ModelSection) -> None:
+    """A local directory holding only pickle weights (.bin/.pt) is refused before anything is
+    unpickled; transformers would otherwise fail with a less helpful message."""
+    path = Path(source(model))
+    if model.allow_pickle or not path.is_dir():
+        return
+    has_safetensors = any(path.glob("*.safetensors"))
+    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+    if pickles and not has_safetensors:
+        raise ModelError(
+            f"model.name_or_path '{path}': holds only pickle weights ({pickles[0]}), which can run "
+            "code when loaded; convert them to safetensors, or set model.allow_pickle=true if you "
+            "trust the source"
+        )
+
+
+def count_parameters(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def _only(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+def _load_failure(what: str, model: ModelSection, exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    path = Path(source(model))
+    if not path.exists() and (model.name_or_path.startswith((".", "/", "~")) or path.suffix):
+        return f"model.name_or_path '{model.name_or_path}': no such directory; check the path"
+    return (
+        f"model.name_or_path '{model.name_or_path}': could not load the {what} ({reason}); "
+        "give a local directory or a Hub id you can reach"
+    )

@@ -1,0 +1,37 @@
+"""Rebuild a trained model from a run directory: a full model, or base model + PEFT adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune.config import RunConfig
+from finetune.errors import RunDirError
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter(model_dir: Path) -> bool:
+    return (model_dir / ADAPTER_CONFIG).is_file()
+
+
+def load_trained_model(cfg: RunConfig, task, model_dir: Path):
+    """Load what `finetune train` saved. Both kinds of directory hold the model's config.json
+    (an adapter's is the base model's, saved beside it), from which the task restores its
+    label set before the model is built."""
+    from transformers import AutoConfig
+
+    from finetune.models import load_model
+
+    if not (model_dir / "config.json").is_file():
+        raise RunDirError(f"'{model_dir}': has no config.json; the run is incomplete, train it again")
+    task.restore(AutoConfig.from_pretrained(model_dir))
+    if is_adapter(model_dir):
+        from peft import PeftModel
+
+        base = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+        return PeftModel.from_pretrained(base, model_dir)
+    saved = cfg.model.model_copy(
+        update={"name_or_path": str(model_dir), "init": "pretrained", "gguf_file": None,
+                "config_overrides": {}, "revision": None}
+    )
+    return load_model(saved, task.auto_class)

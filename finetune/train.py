@@ -1,0 +1,352 @@
+"""The Accelerate loop: setup → train → evaluate → save. Nothing task-specific lives here."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetune import run_dir as rd
+from finetune.config import RunConfig
+from finetune.errors import ConfigError
+
+
+@dataclass
+class Run:
+    """Everything `setup` builds, handed to the loop."""
+
+    cfg: RunConfig
+    out: Path
+    accelerator: Any
+    task: Any
+    tokenizer: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    train_loader: Any
+    eval_loader: Any
+    eval_raw: Any
+    sampler: Any
+    log: Any
+    total_steps: int
+    steps_per_epoch: int
+    best: dict = field(default_factory=dict)
+    last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
+
+
+def train(cfg: RunConfig, out: Path, *, overwrite: bool = False) -> dict[str, float]:
+    run = setup(cfg, out, overwrite=overwrite)
+    metrics = train_loop(run)
+    save_final(run)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def make_accelerator(cfg: RunConfig):
+    from accelerate import Accelerator
+
+    try:
+        return Accelerator(
+            mixed_precision=cfg.training.mixed_precision,
+            gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"training.mixed_precision={cfg.training.mixed_precision}: not available here ({exc}); "
+            "use 'no' or 'bf16'"
+        ) from exc
+
+
+def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
+    from accelerate.utils import set_seed
+
+    from finetune.data import load_splits
+    from finetune.lora import wrap_with_lora
+    from finetune.models import count_parameters, load_model, load_tokenizer
+    from finetune.tasks import get_task
+    from finetune.tracking import MetricsLog
+
+    rd.check_writable(out, overwrite)
+    accelerator = make_accelerator(cfg)
+    set_seed(cfg.training.seed)
+    task = get_task(cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    task.prepare_tokenizer(tokenizer)
+    # Tokenize once: the main process fills the cache, the others then read it.
+    with accelerator.main_process_first():
+        splits = load_splits(cfg.data, cfg.training.seed)
+        task.fit_to_data(splits)
+        train_ds = task.encode(splits[cfg.data.train_split], cfg.data.train_split, tokenizer)
+        eval_raw = splits[cfg.data.eval_split]
+        eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
+
+    model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.lora.enabled:
+        model = wrap_with_lora(model, cfg.lora, task.kind)
+    trainable, total = count_parameters(model)
+    accelerator.print(
+        f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
+    )
+
+    if accelerator.is_main_process:
+        rd.clear(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
+        (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+    accelerator.wait_for_everyone()
+
+    train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds)
+    eval_loader = _eval_loader(cfg, task, tokenizer, eval_ds)
+    optimizer = _optimizer(cfg, model)
+    model, optimizer, train_loader, eval_loader = accelerator.prepare(
+        model, optimizer, train_loader, eval_loader
+    )
+    accum = cfg.training.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
+    total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
+    scheduler = _scheduler(cfg, optimizer, total_steps)
+    log = MetricsLog(out / rd.METRICS_FILE, enabled=accelerator.is_main_process)
+    return Run(
+        cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,
+        optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
+        eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+    )
+
+
+def _train_loader(cfg: RunConfig, task, tokenizer, ds):
+    from torch.utils.data import DataLoader
+
+    from finetune.sampling import EpochSampler
+
+    lengths = [len(ids) for ids in ds["input_ids"]] if cfg.training.group_by_length else None
+    sampler = EpochSampler(lengths, cfg.training.batch_size, cfg.training.seed, len(ds))
+    loader = DataLoader(
+        ds,
+        batch_size=cfg.training.batch_size,
+        sampler=sampler,
+        collate_fn=task.collator(tokenizer, _pad_multiple(cfg)),
+        num_workers=cfg.training.num_workers,
+    )
+    return loader, sampler
+
+
+def _eval_loader(cfg: RunConfig, task, tokenizer, ds):
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        ds,
+        batch_size=cfg.eval.batch_size,
+        shuffle=False,
+        collate_fn=task.collator(tokenizer, _pad_multiple(cfg)),
+        num_workers=cfg.training.num_workers,
+    )
+
+
+def _pad_multiple(cfg: RunConfig) -> int | None:
+    # Tensor cores want multiples of 8 under half precision; on fp32 padding is pure waste.
+    return 8 if cfg.training.mixed_precision != "no" else None
+
+
+def _optimizer(cfg: RunConfig, model):
+    import torch
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        # Biases and normalisation weights are not regularised (the standard BERT recipe).
+        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": cfg.training.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.training.lr, foreach=True)
+
+
+def _scheduler(cfg: RunConfig, optimizer, total_steps: int):
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if cfg.training.scheduler == "constant" else cfg.training.scheduler
+    return get_scheduler(
+        name,
+        optimizer=optimizer,
+        num_warmup_steps=int(cfg.training.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train_loop(run: Run) -> dict[str, float]:
+    import torch
+    from tqdm.auto import tqdm
+
+    acc, cfg, model = run.accelerator, run.cfg.training, run.model
+    if cfg.eval_before_training:
+        evaluate(run, step=0, epoch=0.0, label="before training", track_best=False)
+    model.train()
+    bar = tqdm(total=run.total_steps, disable=not acc.is_local_main_process, desc="Training")
+    step, epoch, last_eval_step = 0, 0, -1
+    window = Throughput(acc)
+    loss_sum = torch.zeros((), device=acc.device)
+    loss_count = 0
+    metrics: dict[str, float] = {}
+    while step < run.total_steps:
+        run.sampler.set_epoch(epoch)
+        for batch in run.train_loader:
+            with acc.accumulate(model):
+                out = model(**batch)
+                acc.backward(out.loss)
+                if acc.sync_gradients and cfg.max_grad_norm:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                run.optimizer.step()
+                run.optimizer.zero_grad(set_to_none=True)
+            loss_sum += out.loss.detach().float()
+            loss_count += 1
+            window.add(batch)
+            if not acc.sync_gradients:
+                continue
+            if not acc.optimizer_step_was_skipped:
+                run.scheduler.step()
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == run.total_steps:
+                loss = (acc.reduce(loss_sum, "mean") / loss_count).item()
+                record = {"type": "train", "step": step, "epoch": _epoch(run, step), "loss": loss,
+                          "lr": run.scheduler.get_last_lr()[0], **window.rates()}
+                run.log.write(record)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
+                                samples_s=f"{record['samples_per_s']:.1f}")
+                loss_sum.zero_()
+                loss_count = 0
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                metrics = evaluate(run, step, _epoch(run, step))
+                last_eval_step = step
+            if step >= run.total_steps:
+                break
+        else:
+            epoch += 1
+            if cfg.eval_each_epoch and step != last_eval_step:
+                metrics = evaluate(run, step, float(epoch))
+                last_eval_step = step
+            continue
+        break
+    bar.close()
+    if last_eval_step != step:
+        metrics = evaluate(run, step, _epoch(run, step))
+    return metrics
+
+
+def _epoch(run: Run, step: int) -> float:
+    return round(step / run.steps_per_epoch, 4)
+
+
+class Throughput:
+    """Samples and non-padding tokens per second since the last report, without a host sync
+    per step: the token count stays on the device until `rates()` reads it."""
+
+    def __init__(self, accelerator):
+        import torch
+
+        self.acc = accelerator
+        self.tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+        self.samples = 0
+        self.start = time.perf_counter()
+
+    def add(self, batch) -> None:
+        mask = batch.get("attention_mask")
+        if mask is not None:
+            self.tokens += mask.sum()
+            self.samples += mask.shape[0]
+
+    def rates(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        procs = self.acc.num_processes
+        out = {
+            "samples_per_s": self.samples * procs / elapsed,
+            "tokens_per_s": self.tokens.item() * procs / elapsed,
+            "peak_memory_mb": peak_memory_mb(self.acc.device),
+        }
+        self.tokens.zero_()
+        self.samples = 0
+        self.start = time.perf_counter()
+        return out
+
+
+def peak_memory_mb(device) -> float:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ----------------------------------------------------------------------------- evaluate / save
+
+
+def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: bool = True) -> dict:
+    started = time.perf_counter()
+    metrics, records = run.task.evaluate(
+        run.model, run.eval_loader, run.eval_raw, run.accelerator, run.tokenizer
+    )
+    metrics["eval_seconds"] = time.perf_counter() - started
+    run.last_eval = (metrics, records)
+    run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch, **metrics})
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
+    run.accelerator.print(f"eval {label or f'step {step}'}: {shown}")
+    if track_best:
+        _keep_best(run, metrics, step)
+    return metrics
+
+
+def _keep_best(run: Run, metrics: dict, step: int) -> None:
+    name = run.task.best_metric
+    if name not in metrics:
+        raise ConfigError(
+            f"eval.best_metric '{name}' is not computed for this task; choose one of "
+            f"{sorted(k for k in metrics if k not in ('samples', 'eval_seconds'))}"
+        )
+    value = metrics[name]
+    better = run.cfg.eval.greater_is_better
+    previous = run.best.get("value")
+    if previous is not None and (value <= previous if better else value >= previous):
+        return
+    run.best = {"metric": name, "value": value, "step": step}
+    _save(run, run.out / rd.BEST_DIR, extra={"best.json": run.best})
+
+
+def save_final(run: Run) -> None:
+    from finetune.evaluation import write_results
+
+    _save(run, run.out / rd.MODEL_DIR)
+    if run.accelerator.is_main_process:
+        write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
+    run.accelerator.end_training()
+
+
+def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
+    import json
+
+    from finetune.checkpoint import atomic_dir
+    from finetune.restore import is_adapter
+
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.is_main_process:
+        model = run.accelerator.unwrap_model(run.model)
+        with atomic_dir(target) as tmp:
+            model.save_pretrained(tmp)
+            if is_adapter(tmp):
+                # The base config carries the label names an adapter needs on reload.
+                model.base_model.model.config.save_pretrained(tmp)
+            run.tokenizer.save_pretrained(tmp)
+            for name, content in (extra or {}).items():
+                (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+    run.accelerator.wait_for_everyone()
