@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny models built once per session, an isolated tokenization cache, and a
+helper that runs the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+QUIET_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason="../shared (models and data beside the repo) is not present"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "finetune-cache"
+    monkeypatch.setenv("FINETUNE_CACHE", str(cache))
+    for key, value in QUIET_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    from tiny_models import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def sentiment_files() -> dict[str, str]:
+    data = ROOT / "finetune" / "resources" / "sentiment"
+    return {"train": str(data / "train.jsonl"), "validation": str(data / "validation.jsonl")}
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    """Run `python -m finetune ARGS` as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, **QUIET_ENV, **(env or {})}
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "finetune", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
