@@ -1,0 +1,158 @@
+"""Offline `evaluate` module: corpus BLEU computed by the sacrebleu package.
+
+Scale convention used by all finetune metrics: accuracy and F1 lie in [0, 1];
+BLEU and chrF use sacrebleu's 0-100 scale; ROUGE lies in [0, 1] as rouge_score
+reports it. So `score` here is 0-100, like the number printed in papers.
+
+Loaded by path (``evaluate.load(".../sacrebleu")``), so it never touches the
+Hub. Imports must stay at column 0: evaluate scans this file's import lines.
+The file shares its name with the `sacrebleu` package; that is harmless because
+evaluate imports it as ``evaluate_modules.metrics.sacrebleu.<hash>.sacrebleu``
+and the ``from sacrebleu...`` import below is absolute.
+"""
+
+import datasets
+import evaluate
+from sacrebleu.metrics import BLEU
+
+_DESCRIPTION = """
+BLEU (Papineni et al., 2002) as computed by SacreBLEU (Post, 2018): n-gram
+precisions up to 4-grams, clipped by the references, aggregated over the whole
+corpus, times a brevity penalty. SacreBLEU fixes the tokenisation (13a by
+default) so scores are comparable across papers. Inputs must be detokenised
+text. Examples may have different numbers of references.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of `str`): one detokenised hypothesis per example.
+    references (`list` of `list` of `str`, or `list` of `str`): the references
+        of each example; the number of references may differ between examples.
+    smooth_method (`str`, defaults to `"exp"`): `"none"`, `"floor"`, `"add-k"`
+        or `"exp"`.
+    smooth_value (`float`, optional): value for `"floor"` / `"add-k"`.
+    tokenize (`str`, optional): sacrebleu tokenizer name (`"13a"`, `"intl"`,
+        `"zh"`, `"ja-mecab"`, `"char"`, `"none"`, ...); sacrebleu's default
+        (13a) when not given.
+    lowercase (`bool`, defaults to `False`): case-insensitive BLEU.
+    force (`bool`, defaults to `False`): allow already-tokenised input.
+    use_effective_order (`bool`, defaults to `False`): ignore n-gram orders
+        with no matches (meant for sentence-level BLEU).
+
+Returns:
+    score (`float`): corpus BLEU, 0-100.
+    counts (`list` of `int`): matched n-grams per order (1..4).
+    totals (`list` of `int`): hypothesis n-grams per order.
+    precisions (`list` of `float`): n-gram precisions per order, 0-100.
+    bp (`float`): brevity penalty, 0-1.
+    sys_len (`int`): hypothesis length in tokens.
+    ref_len (`int`): effective (closest) reference length in tokens.
+
+Examples:
+    >>> metric = finetune.metrics.load_metric("sacrebleu")
+    >>> out = metric.compute(predictions=["the cat sat on the mat"],
+    ...                      references=[["the cat sat on the mat", "a cat sat"]])
+    >>> round(out["score"], 1)
+    100.0
+"""
+
+_CITATION = """
+@inproceedings{papineni-etal-2002-bleu,
+    title = "{B}leu: a Method for Automatic Evaluation of Machine Translation",
+    author = "Papineni, Kishore and Roukos, Salim and Ward, Todd and Zhu, Wei-Jing",
+    booktitle = "Proceedings of the 40th Annual Meeting of the Association for Computational Linguistics",
+    year = "2002",
+    url = "https://aclanthology.org/P02-1040",
+    pages = "311--318",
+}
+@inproceedings{post-2018-call,
+    title = "A Call for Clarity in Reporting {BLEU} Scores",
+    author = "Post, Matt",
+    booktitle = "Proceedings of the Third Conference on Machine Translation: Research Papers",
+    year = "2018",
+    url = "https://www.aclweb.org/anthology/W18-6319",
+    pages = "186--191",
+}
+"""
+
+
+def _reference_streams(references):
+    """Turn per-example reference lists into sacrebleu's per-position streams.
+
+    sacrebleu wants ``refs[k][i]`` = k-th reference of example i, i.e. the
+    transpose of what a dataset holds. Examples with fewer references are
+    padded with ``None``, which sacrebleu drops per segment, so padding does
+    not change any statistic (an empty-string pad would, via the brevity
+    penalty's closest reference length).
+    """
+    per_example = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
+    for i, refs in enumerate(per_example):
+        if len(refs) == 0:
+            raise ValueError(f"example {i} has no reference")
+    n_streams = max(len(refs) for refs in per_example)
+    return [[refs[k] if k < len(refs) else None for refs in per_example] for k in range(n_streams)]
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Sacrebleu(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            homepage="https://github.com/mjpost/sacrebleu",
+            # Two accepted shapes: evaluate picks the one matching the first
+            # example, so a batch must use a single shape throughout.
+            features=[
+                datasets.Features(
+                    {
+                        "predictions": datasets.Value("string"),
+                        "references": datasets.Sequence(datasets.Value("string")),
+                    }
+                ),
+                datasets.Features(
+                    {
+                        "predictions": datasets.Value("string"),
+                        "references": datasets.Value("string"),
+                    }
+                ),
+            ],
+            codebase_urls=["https://github.com/mjpost/sacrebleu"],
+            reference_urls=["https://github.com/mjpost/sacrebleu"],
+        )
+
+    def _compute(
+        self,
+        predictions,
+        references,
+        smooth_method="exp",
+        smooth_value=None,
+        tokenize=None,
+        lowercase=False,
+        force=False,
+        use_effective_order=False,
+    ):
+        if len(predictions) == 0:
+            # sacrebleu would fail with an IndexError deep inside.
+            raise ValueError("sacrebleu: got no predictions to score")
+        if len(predictions) != len(references):
+            raise ValueError(f"sacrebleu: {len(predictions)} predictions but {len(references)} references")
+        bleu = BLEU(
+            lowercase=lowercase,
+            force=force,
+            tokenize=tokenize,
+            smooth_method=smooth_method,
+            smooth_value=smooth_value,
+            effective_order=use_effective_order,
+        )
+        result = bleu.corpus_score(list(predictions), _reference_streams(references))
+        # Plain Python types so the dict can go straight into JSON logs.
+        return {
+            "score": float(result.score),
+            "counts": [int(c) for c in result.counts],
+            "totals": [int(t) for t in result.totals],
+            "precisions": [float(p) for p in result.precisions],
+            "bp": float(result.bp),
+            "sys_len": int(result.sys_len),
+            "ref_len": int(result.ref_len),
+        }
