@@ -177,7 +177,11 @@ def tokenizer_fingerprint(tokenizer) -> str:
     parts = [type(tokenizer).__name__, str(tokenizer.padding_side), str(tokenizer.pad_token)]
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        parts.append(backend.to_str())
+        state = json.loads(backend.to_str())
+        # Truncation and padding are per-call settings the tokenizer remembers; not identity.
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        parts.append(json.dumps(state, sort_keys=True))
     else:
         parts.append(json.dumps(tokenizer.get_vocab(), sort_keys=True))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

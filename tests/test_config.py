@@ -1,0 +1,119 @@
+"""Config loading, dotted overrides and the error messages a user sees."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write_config
+
+from finetune.config import apply_override, load_config
+from finetune.errors import ConfigError
+
+MINIMAL = """
+task: sentiment
+model:
+  name_or_path: some/model
+data:
+  files:
+    train: train.csv
+"""
+
+
+def _load(tmp_path, text, overrides=()):
+    return load_config(write_config(tmp_path / "c.yaml", text), overrides)
+
+
+def test_defaults_are_filled_in(tmp_path):
+    cfg = _load(tmp_path, MINIMAL)
+    assert cfg.training.lr == 5e-5
+    assert cfg.lora.enabled is False and cfg.lora.target_modules == "auto"
+    assert cfg.model.trust_remote_code is False
+    assert cfg.data.eval_split == "validation"
+
+
+def test_dotted_overrides_are_typed(tmp_path):
+    cfg = _load(tmp_path, MINIMAL, ["training.lr=3e-5", "lora.r=16", "lora.enabled=true",
+                                    "lora.target_modules=[query,value]", "data.files.validation=v.csv"])
+    assert cfg.training.lr == pytest.approx(3e-5)
+    assert cfg.lora.r == 16 and cfg.lora.enabled is True
+    assert cfg.lora.target_modules == ["query", "value"]
+    assert cfg.data.files == {"train": "train.csv", "validation": "v.csv"}
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("training.lrr=1", "unknown key 'training.lrr'; did you mean 'training.lr'?"),
+        ("trainng.lr=1", "unknown key 'trainng'; did you mean 'training'?"),
+        ("training.lr=fast", "key 'training.lr'"),
+        ("training.batch_size=0", "key 'training.batch_size'"),
+        ("training.scheduler=exp", "key 'training.scheduler' must be one of 'linear', 'cosine' or 'constant'"),
+        ("lr", "write it as section.key=value"),
+        ("task.x=1", "'task' is not a section"),
+    ],
+)
+def test_bad_overrides_name_the_key(tmp_path, override, expected):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL, [override])
+    assert expected in str(err.value)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"c.yaml: YAML syntax error at line 4"):
+        _load(tmp_path, "task: sentiment\nmodel:\n  name_or_path: x\n bad: 1\n")
+
+
+def test_missing_required_sections(tmp_path):
+    with pytest.raises(ConfigError, match="missing required key 'model'"):
+        _load(tmp_path, "task: sentiment\ndata:\n  dataset: x\n")
+    with pytest.raises(ConfigError, match=r"give `data.dataset`"):
+        _load(tmp_path, "task: sentiment\nmodel:\n  name_or_path: x\n")
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="YAML syntax error"):
+        _load(tmp_path, "task: !!python/object/apply:os.system ['echo hi']\n")
+
+
+def test_apply_override_creates_sections():
+    raw: dict = {}
+    apply_override(raw, "data.files.train=a.csv")
+    assert raw == {"data": {"files": {"train": "a.csv"}}}
+
+
+def test_every_shipped_config_validates():
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert configs, "configs/ holds no run configs"
+    for path in configs:
+        load_config(path)
+
+
+def test_cli_config_commands_do_not_import_heavy_libraries(tmp_path):
+    """--help and config validate must answer without torch, transformers or peft."""
+    cfg = write_config(tmp_path / "c.yaml", MINIMAL)
+    code = (
+        "import sys; from typer.testing import CliRunner; from finetune.cli import app; "
+        "r = CliRunner(); "
+        f"a = r.invoke(app, ['--help']); b = r.invoke(app, ['config', 'validate', {str(cfg)!r}]); "
+        "assert a.exit_code == 0 and b.exit_code == 0, (a.output, b.output); "
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'datasets', 'accelerate') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_config_errors_are_one_line_exit_2(tmp_path):
+    from conftest import run_cli
+
+    cfg = write_config(tmp_path / "c.yaml", MINIMAL)
+    result = run_cli("config", "validate", str(cfg), "training.epochs=-1")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "training.epochs" in result.stderr
+    assert "Traceback" not in result.stderr
+    shown = run_cli("config", "show", str(cfg), "lora.r=4")
+    assert shown.returncode == 0 and "r: 4" in shown.stdout and "output_dir: runs/c" in shown.stdout
