@@ -110,7 +110,14 @@ def _load_run(run_dir: Path, overrides: list[str]):
     return run, load_config(run / rd.CONFIG_FILE, overrides)
 
 
+def _is_main_process() -> bool:
+    """Under torchrun / accelerate launch every rank runs the command; one of them reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _print_result(headline: str, metrics: dict) -> None:
+    if not _is_main_process():
+        return
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     typer.echo(f"{headline}\n{json.dumps(shown)}")
 
@@ -121,6 +128,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("DATASETS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not _is_main_process():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # the libraries' loading bars, once not N times
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -46,19 +46,33 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False) -> dict[str, fl
 # ----------------------------------------------------------------------------- setup
 
 
-def make_accelerator(cfg: RunConfig):
+def make_accelerator(cfg: RunConfig, *, log_with=None, project_dir: Path | None = None):
     from accelerate import Accelerator
 
     try:
         return Accelerator(
             mixed_precision=cfg.training.mixed_precision,
             gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
+            cpu=_multi_cpu(),
+            log_with=log_with,
+            project_dir=project_dir,
         )
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(
             f"training.mixed_precision={cfg.training.mixed_precision}: not available here ({exc}); "
             "use 'no' or 'bf16'"
         ) from exc
+
+
+def _multi_cpu() -> bool:
+    """torchrun on a machine without an accelerator: Accelerate only forms a (gloo) process
+    group when told `cpu=True`; otherwise every rank trains alone and they overwrite each
+    other's files. `accelerate launch --cpu` sets the same flag through ACCELERATE_USE_CPU."""
+    import os
+
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
@@ -339,10 +353,12 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
     from finetune.restore import is_adapter
 
     run.accelerator.wait_for_everyone()
+    # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
+    state_dict = run.accelerator.get_state_dict(run.model)
     if run.accelerator.is_main_process:
         model = run.accelerator.unwrap_model(run.model)
         with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=state_dict)
             if is_adapter(tmp):
                 # The base config carries the label names an adapter needs on reload.
                 model.base_model.model.config.save_pretrained(tmp)

@@ -133,7 +133,9 @@ class ClassificationTask(Task):
                 out = model(**batch)
                 p = torch.softmax(out.logits.float(), dim=-1)
                 top_prob, top = p.max(dim=-1)
-                loss = out.loss.detach().float().repeat(len(top))
+                # Per example: a batch mean would also count the duplicates Accelerate pads
+                # the last shard with, which gather_for_metrics drops only as rows.
+                loss = torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"], reduction="none")
                 top, top_prob, gold, loss = accelerator.gather_for_metrics(
                     (top, top_prob, batch["labels"], loss)
                 )
