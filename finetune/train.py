@@ -46,7 +46,7 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False) -> dict[str, fl
 # ----------------------------------------------------------------------------- setup
 
 
-def make_accelerator(cfg: RunConfig, *, log_with=None, project_dir: Path | None = None):
+def make_accelerator(cfg: RunConfig):
     from accelerate import Accelerator
 
     try:
@@ -54,8 +54,6 @@ def make_accelerator(cfg: RunConfig, *, log_with=None, project_dir: Path | None 
             mixed_precision=cfg.training.mixed_precision,
             gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
             cpu=_multi_cpu(),
-            log_with=log_with,
-            project_dir=project_dir,
         )
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(
@@ -82,9 +80,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
     from finetune.lora import wrap_with_lora
     from finetune.models import count_parameters, load_model, load_tokenizer
     from finetune.tasks import get_task
-    from finetune.tracking import MetricsLog
+    from finetune.tracking import MetricsLog, check_trackers, make_trackers
 
     rd.check_writable(out, overwrite)
+    check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
     task = get_task(cfg)
@@ -123,7 +122,9 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
-    log = MetricsLog(out / rd.METRICS_FILE, enabled=accelerator.is_main_process)
+    main = accelerator.is_main_process
+    trackers = make_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
+    log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
     return Run(
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,
         optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
@@ -343,6 +344,7 @@ def save_final(run: Run) -> None:
     _save(run, run.out / rd.MODEL_DIR)
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
+    run.log.close()
     run.accelerator.end_training()
 
 
