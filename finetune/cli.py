@@ -72,6 +72,35 @@ def eval_command(
     _print_result(f"wrote {run / f'eval_{name}.json'}", metrics)
 
 
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to label.", show_default=False),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSON lines with a `text` field."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+) -> None:
+    """Print the model's answers (label and probabilities) as JSON lines."""
+    from finetune.errors import DataError
+    from finetune.predict import predict_run, read_texts
+
+    inputs = list(texts or []) + (read_texts(file) if file else [])
+    if not inputs:
+        raise DataError("predict: give texts as arguments or --file in.jsonl")
+    run, cfg = _load_run(run_dir, [])
+    for answer in predict_run(run, cfg, inputs, checkpoint):
+        typer.echo(json.dumps(answer, ensure_ascii=False))
+
+
+@app.command()
+def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
+    """Write PNGs of training loss, learning rate and evaluation metrics to RUN_DIR/plots."""
+    from finetune import run_dir as rd
+    from finetune.plots import plot_run
+
+    for path in plot_run(rd.require_run(run_dir)):
+        typer.echo(f"wrote {path}")
+
+
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""

@@ -166,6 +166,34 @@ class ClassificationTask(Task):
             records.append(record)
         return metrics, records
 
+    # ------------------------------------------------------------------ predict / figures
+    def predict(self, model, tokenizer, texts: list[str], batch_size: int = 32) -> list[dict]:
+        import torch
+
+        device = next(model.parameters()).device
+        model.eval()
+        answers = []
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            batch = tokenizer(chunk, truncation=True, max_length=self.data.max_length,
+                              padding=True, return_tensors="pt").to(device)
+            with torch.no_grad():
+                probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu()
+            for text, row in zip(chunk, probs.tolist()):
+                best = max(range(len(row)), key=row.__getitem__)
+                answers.append({
+                    "text": text,
+                    "label": self.label_names[best],
+                    "probability": round(row[best], 6),
+                    "probabilities": {n: round(p, 6) for n, p in zip(self.label_names, row)},
+                })
+        return answers
+
+    def write_figures(self, run_dir, split: str, records: list[dict]):
+        from finetune.plots import confusion_matrix_png
+
+        return [confusion_matrix_png(records, self.label_names, run_dir / f"confusion_{split}.png")]
+
     def _where(self, split: str) -> str:
         if self.data.files:
             return self.data.files.get(split, ", ".join(self.data.files.values()))
