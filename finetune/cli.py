@@ -101,6 +101,19 @@ def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `f
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def merge(
+    run_dir: Path = typer.Argument(..., help="A LoRA run directory written by `finetune train`."),
+    out_dir: Path = typer.Argument(..., help="New directory for the merged model."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+) -> None:
+    """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
+    from finetune.merge import merge_run
+
+    run, cfg = _load_run(run_dir, [])
+    typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
+
+
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
