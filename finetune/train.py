@@ -340,10 +340,13 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
 
 def save_final(run: Run) -> None:
     from finetune.evaluation import write_results
+    from finetune.model_card import write_model_card
 
     _save(run, run.out / rd.MODEL_DIR)
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
+        write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
+                         seconds=time.time() - run.log.start, steps=run.total_steps)
     run.log.close()
     run.accelerator.end_training()
 

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+FAKE_TOKEN = "hf_FakeTokenForTests0123456789"
 QUIET_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 needs_shared = pytest.mark.skipif(
@@ -84,6 +85,8 @@ training:
   eval_every: 4
   report_to: [tensorboard]
 """)
-    result = run_cli("train", "--config", str(cfg), env={"FINETUNE_CACHE": str(root / "cache")})
+    # A token in the environment must never reach the files the run writes (model card...).
+    env = {"FINETUNE_CACHE": str(root / "cache"), "HF_TOKEN": FAKE_TOKEN}
+    result = run_cli("train", "--config", str(cfg), env=env)
     assert result.returncode == 0, result.stderr
     return root / "run"
