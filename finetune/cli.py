@@ -114,6 +114,21 @@ def merge(
     typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
 
 
+@app.command()
+def attention(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    text: str = typer.Argument(..., help="The text to look at."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Layer (default: the last)."),
+    head: Optional[int] = typer.Option(None, "--head", help="Head (default: every head)."),
+) -> None:
+    """Heatmaps of the fine-tuned model's self-attention over TEXT, in RUN_DIR/attention."""
+    from finetune.attention import attention_run
+
+    run, cfg = _load_run(run_dir, [])
+    for path in attention_run(run, cfg, text, layer, head):
+        typer.echo(f"wrote {path}")
+
+
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
