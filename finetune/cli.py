@@ -129,6 +129,14 @@ def attention(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def env() -> None:
+    """Print versions, devices and the Accelerate setup, to paste into a bug report."""
+    from finetune.envinfo import format_report, report
+
+    typer.echo(format_report(report()))
+
+
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
