@@ -72,6 +72,71 @@ def eval_command(
     _print_result(f"wrote {run / f'eval_{name}.json'}", metrics)
 
 
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to label.", show_default=False),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSON lines with a `text` field."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+) -> None:
+    """Print the model's answers (label and probabilities) as JSON lines."""
+    from finetune.errors import DataError
+    from finetune.predict import predict_run, read_texts
+
+    inputs = list(texts or []) + (read_texts(file) if file else [])
+    if not inputs:
+        raise DataError("predict: give texts as arguments or --file in.jsonl")
+    run, cfg = _load_run(run_dir, [])
+    for answer in predict_run(run, cfg, inputs, checkpoint):
+        typer.echo(json.dumps(answer, ensure_ascii=False))
+
+
+@app.command()
+def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
+    """Write PNGs of training loss, learning rate and evaluation metrics to RUN_DIR/plots."""
+    from finetune import run_dir as rd
+    from finetune.plots import plot_run
+
+    for path in plot_run(rd.require_run(run_dir)):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def merge(
+    run_dir: Path = typer.Argument(..., help="A LoRA run directory written by `finetune train`."),
+    out_dir: Path = typer.Argument(..., help="New directory for the merged model."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+) -> None:
+    """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
+    from finetune.merge import merge_run
+
+    run, cfg = _load_run(run_dir, [])
+    typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
+
+
+@app.command()
+def attention(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    text: str = typer.Argument(..., help="The text to look at."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Layer (default: the last)."),
+    head: Optional[int] = typer.Option(None, "--head", help="Head (default: every head)."),
+) -> None:
+    """Heatmaps of the fine-tuned model's self-attention over TEXT, in RUN_DIR/attention."""
+    from finetune.attention import attention_run
+
+    run, cfg = _load_run(run_dir, [])
+    for path in attention_run(run, cfg, text, layer, head):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def env() -> None:
+    """Print versions, devices and the Accelerate setup, to paste into a bug report."""
+    from finetune.envinfo import format_report, report
+
+    typer.echo(format_report(report()))
+
+
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
@@ -110,7 +175,14 @@ def _load_run(run_dir: Path, overrides: list[str]):
     return run, load_config(run / rd.CONFIG_FILE, overrides)
 
 
+def _is_main_process() -> bool:
+    """Under torchrun / accelerate launch every rank runs the command; one of them reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _print_result(headline: str, metrics: dict) -> None:
+    if not _is_main_process():
+        return
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     typer.echo(f"{headline}\n{json.dumps(shown)}")
 
@@ -122,6 +194,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bar
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not _is_main_process():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # the libraries' loading bars, once not N times
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -103,6 +103,10 @@ class TrainingSection(Section):
     eval_before_training: bool = False
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
     num_workers: int = Field(0, ge=0)
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list,
+        description="Trackers besides metrics.jsonl: tensorboard (events in <run>/tensorboard), wandb.",
+    )
 
 
 class EvalSection(Section):

@@ -30,6 +30,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
     metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
     if accelerator.is_main_process:
         write_results(run, split, metrics, records)
+        task.write_figures(run, split, records)
     return metrics
 
 

@@ -35,3 +35,18 @@ def load_trained_model(cfg: RunConfig, task, model_dir: Path):
                 "config_overrides": {}, "revision": None}
     )
     return load_model(saved, task.auto_class)
+
+
+def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
+    """(task, tokenizer, model) of a finished run, ready for inference on the CPU or one GPU."""
+    from finetune import run_dir as rd
+    from finetune.models import load_tokenizer
+    from finetune.tasks import get_task
+
+    source = rd.model_dir(run, checkpoint)
+    task = get_task(cfg)
+    tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
+    task.prepare_tokenizer(tokenizer)
+    model = load_trained_model(cfg, task, source)
+    model.eval()
+    return task, tokenizer, model

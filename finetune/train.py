@@ -53,12 +53,24 @@ def make_accelerator(cfg: RunConfig):
         return Accelerator(
             mixed_precision=cfg.training.mixed_precision,
             gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
+            cpu=_multi_cpu(),
         )
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(
             f"training.mixed_precision={cfg.training.mixed_precision}: not available here ({exc}); "
             "use 'no' or 'bf16'"
         ) from exc
+
+
+def _multi_cpu() -> bool:
+    """torchrun on a machine without an accelerator: Accelerate only forms a (gloo) process
+    group when told `cpu=True`; otherwise every rank trains alone and they overwrite each
+    other's files. `accelerate launch --cpu` sets the same flag through ACCELERATE_USE_CPU."""
+    import os
+
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
@@ -68,9 +80,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
     from finetune.lora import wrap_with_lora
     from finetune.models import count_parameters, load_model, load_tokenizer
     from finetune.tasks import get_task
-    from finetune.tracking import MetricsLog
+    from finetune.tracking import MetricsLog, check_trackers, make_trackers
 
     rd.check_writable(out, overwrite)
+    check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
     task = get_task(cfg)
@@ -109,7 +122,9 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
-    log = MetricsLog(out / rd.METRICS_FILE, enabled=accelerator.is_main_process)
+    main = accelerator.is_main_process
+    trackers = make_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
+    log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
     return Run(
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,
         optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
@@ -325,10 +340,14 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
 
 def save_final(run: Run) -> None:
     from finetune.evaluation import write_results
+    from finetune.model_card import write_model_card
 
     _save(run, run.out / rd.MODEL_DIR)
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
+        write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
+                         seconds=time.time() - run.log.start, steps=run.total_steps)
+    run.log.close()
     run.accelerator.end_training()
 
 
@@ -339,10 +358,12 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
     from finetune.restore import is_adapter
 
     run.accelerator.wait_for_everyone()
+    # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
+    state_dict = run.accelerator.get_state_dict(run.model)
     if run.accelerator.is_main_process:
         model = run.accelerator.unwrap_model(run.model)
         with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=state_dict)
             if is_adapter(tmp):
                 # The base config carries the label names an adapter needs on reload.
                 model.base_model.model.config.save_pretrained(tmp)

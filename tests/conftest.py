@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+FAKE_TOKEN = "hf_FakeTokenForTests0123456789"
 QUIET_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 needs_shared = pytest.mark.skipif(
@@ -57,3 +58,35 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory, tiny_bert, sentiment_files) -> Path:
+    """One short LoRA run with TensorBoard on, shared by the tests of the tools that read a
+    finished run (plot, predict, merge, attention, model card). Treat it as read-only."""
+    root = tmp_path_factory.mktemp("lora-run")
+    cfg = write_config(root / "lora.yaml", f"""
+task: sentiment
+model:
+  name_or_path: {tiny_bert}
+data:
+  files:
+    train: {sentiment_files['train']}
+    validation: {sentiment_files['validation']}
+  max_length: 32
+lora:
+  enabled: true
+training:
+  output_dir: {root / 'run'}
+  max_steps: 12
+  batch_size: 16
+  lr: 5.0e-3
+  log_every: 2
+  eval_every: 4
+  report_to: [tensorboard]
+""")
+    # A token in the environment must never reach the files the run writes (model card...).
+    env = {"FINETUNE_CACHE": str(root / "cache"), "HF_TOKEN": FAKE_TOKEN}
+    result = run_cli("train", "--config", str(cfg), env=env)
+    assert result.returncode == 0, result.stderr
+    return root / "run"

@@ -3,9 +3,11 @@ branches on task names."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from finetune.config import DataSection, EvalSection
+from finetune.errors import ConfigError
 
 
 class Task:
@@ -43,3 +45,11 @@ class Task:
     def evaluate(self, model, loader, raw, accelerator, tokenizer) -> tuple[dict[str, float], list[dict]]:
         """Metrics on one split and one prediction record per example (main process only)."""
         raise NotImplementedError
+
+    def predict(self, model, tokenizer, texts: list[str]) -> list[dict]:
+        """One JSON-ready answer per input text, for `finetune predict`."""
+        raise ConfigError(f"`finetune predict` is not available for {self.kind} tasks yet")
+
+    def write_figures(self, run_dir: Path, split: str, records: list[dict]) -> list[Path]:
+        """Pictures of an evaluation (confusion matrix...) next to eval_<split>.json."""
+        return []

@@ -133,7 +133,9 @@ class ClassificationTask(Task):
                 out = model(**batch)
                 p = torch.softmax(out.logits.float(), dim=-1)
                 top_prob, top = p.max(dim=-1)
-                loss = out.loss.detach().float().repeat(len(top))
+                # Per example: a batch mean would also count the duplicates Accelerate pads
+                # the last shard with, which gather_for_metrics drops only as rows.
+                loss = torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"], reduction="none")
                 top, top_prob, gold, loss = accelerator.gather_for_metrics(
                     (top, top_prob, batch["labels"], loss)
                 )
@@ -163,6 +165,34 @@ class ClassificationTask(Task):
             record.update({"label": names[g], "predicted": names[p_], "probability": round(pr, 6)})
             records.append(record)
         return metrics, records
+
+    # ------------------------------------------------------------------ predict / figures
+    def predict(self, model, tokenizer, texts: list[str], batch_size: int = 32) -> list[dict]:
+        import torch
+
+        device = next(model.parameters()).device
+        model.eval()
+        answers = []
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            batch = tokenizer(chunk, truncation=True, max_length=self.data.max_length,
+                              padding=True, return_tensors="pt").to(device)
+            with torch.no_grad():
+                probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu()
+            for text, row in zip(chunk, probs.tolist()):
+                best = max(range(len(row)), key=row.__getitem__)
+                answers.append({
+                    "text": text,
+                    "label": self.label_names[best],
+                    "probability": round(row[best], 6),
+                    "probabilities": {n: round(p, 6) for n, p in zip(self.label_names, row)},
+                })
+        return answers
+
+    def write_figures(self, run_dir, split: str, records: list[dict]):
+        from finetune.plots import confusion_matrix_png
+
+        return [confusion_matrix_png(records, self.label_names, run_dir / f"confusion_{split}.png")]
 
     def _where(self, split: str) -> str:
         if self.data.files:

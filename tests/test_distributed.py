@@ -1,0 +1,98 @@
+"""Data-parallel training on CPU: `torchrun --nproc_per_node 2` (gloo) gives the same result as
+one process with the same global batch, every example is scored exactly once, and only rank 0
+writes and reports.
+
+Why the runs can differ at all, and the tolerance: with `group_by_length: false` the seeded
+sampler yields the same order for both runs, and Accelerate hands rank r the r-th batch of 8 of
+each pair, so every optimizer step sees the same 16 examples. Dropout is switched off because
+each rank draws its own masks. What remains is float summation order (DDP averages two means of
+8 instead of one mean of 16), about 1e-7 relative; we allow 1e-4 absolute on losses and
+probabilities, and accuracy may move by at most one example of 120 should a probability sit on
+the decision boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import QUIET_ENV, ROOT, run_cli, write_config
+
+TOL = 1e-4
+
+
+def _config(tmp_path, model_dir, files) -> Path:
+    return write_config(tmp_path / "ddp.yaml", f"""
+task: sentiment
+model:
+  name_or_path: {model_dir}
+  config_overrides: {{hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}}
+data:
+  files:
+    train: {files['train']}
+    validation: {files['validation']}
+  max_length: 32
+training:
+  max_steps: 10
+  batch_size: 8
+  lr: 3.0e-3
+  log_every: 5
+  group_by_length: false
+eval:
+  batch_size: 32
+""")
+
+
+def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    launcher = Path(sys.executable).with_name("torchrun")
+    cmd = [str(launcher)] if launcher.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    env = {**os.environ, **QUIET_ENV, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [*cmd, "--standalone", "--nproc_per_node", str(nproc), "-m", "finetune", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_two_processes_match_one(tmp_path, tiny_bert, sentiment_files):
+    cfg = _config(tmp_path, tiny_bert, sentiment_files)
+    two = _torchrun(2, "train", "--config", str(cfg), f"training.output_dir={tmp_path / 'two'}")
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_cli("train", "--config", str(cfg), f"training.output_dir={tmp_path / 'one'}",
+                  "training.batch_size=16", env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stderr
+
+    # Only rank 0 reports: one parameter line, one result line, one progress bar.
+    assert two.stdout.count("run saved to") == 1
+    assert two.stdout.count("parameters:") == 1
+
+    log_one, log_two = _lines(tmp_path / "one/metrics.jsonl"), _lines(tmp_path / "two/metrics.jsonl")
+    assert [r["type"] for r in log_two] == [r["type"] for r in log_one]  # no rank wrote twice
+    for a, b in zip(log_one, log_two):
+        assert a["step"] == b["step"]
+        assert b["loss"] == pytest.approx(a["loss"], abs=TOL)
+
+    ev_one = json.loads((tmp_path / "one/eval_validation.json").read_text())
+    ev_two = json.loads((tmp_path / "two/eval_validation.json").read_text())
+    assert ev_one["samples"] == ev_two["samples"] == 120  # split size, no padded duplicates
+    assert ev_two["loss"] == pytest.approx(ev_one["loss"], abs=TOL)
+    assert abs(ev_two["accuracy"] - ev_one["accuracy"]) <= 1 / 120 + 1e-9
+
+    # One prediction per example, in the split's order, with matching probabilities.
+    texts = [json.loads(line)["text"] for line in Path(sentiment_files["validation"]).read_text().splitlines()]
+    pred_one = _lines(tmp_path / "one/predictions_validation.jsonl")
+    pred_two = _lines(tmp_path / "two/predictions_validation.jsonl")
+    assert [p["text"] for p in pred_two] == [p["text"] for p in pred_one] == texts
+    for a, b in zip(pred_one, pred_two):
+        if a["predicted"] == b["predicted"]:
+            assert b["probability"] == pytest.approx(a["probability"], abs=TOL)
+        else:
+            assert abs(a["probability"] - 0.5) < TOL  # a tie broken the other way

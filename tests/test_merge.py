@@ -1,0 +1,59 @@
+"""`finetune merge`: the merged model loads without peft and computes what the adapter did."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli, write_config
+
+TEXTS = ["Great value, would buy again.", "The lid cracked on the first day.", "ok"]
+
+
+def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from finetune.config import load_config
+    from finetune.restore import load_run_model
+
+    out = tmp_path / "merged"
+    result = run_cli("merge", str(lora_run), str(out))
+    assert result.returncode == 0, result.stderr
+    assert not (out / "adapter_config.json").exists()
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+
+    _, tokenizer, adapter_model = load_run_model(lora_run, load_config(lora_run / "config.yaml"))
+    merged = AutoModelForSequenceClassification.from_pretrained(out)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = adapter_model(**batch).logits
+        got = merged.eval()(**batch).logits
+    assert not torch.allclose(expected, torch.zeros_like(expected))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+    classify = pipeline("text-classification", model=str(out), tokenizer=AutoTokenizer.from_pretrained(out))
+    labels = [r["label"] for r in classify(TEXTS)]
+    assert labels == [merged.config.id2label[i] for i in expected.argmax(-1).tolist()]
+
+
+def test_merge_refuses_a_non_empty_output(lora_run, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "x").write_text("keep")
+    result = run_cli("merge", str(lora_run), str(out))
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (out / "x").read_text() == "keep"
+
+
+def test_merge_refuses_a_full_finetune_run(lora_run, tmp_path):
+    # A run directory whose model is a full model (config.json, no adapter): refused before loading.
+    run = tmp_path / "full"
+    (run / "model").mkdir(parents=True)
+    (run / "config.yaml").write_text((lora_run / "config.yaml").read_text())
+    (run / "model" / "config.json").write_text((lora_run / "model" / "config.json").read_text())
+    result = run_cli("merge", str(run), str(tmp_path / "out"))
+    assert result.returncode == 2 and "is not a LoRA run" in result.stderr
+    assert not (tmp_path / "out").exists()

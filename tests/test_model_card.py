@@ -1,0 +1,47 @@
+"""Every run directory gets a Hugging Face model card (README.md with YAML front matter)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from conftest import FAKE_TOKEN
+
+
+def _front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_model_card_front_matter_and_body(lora_run, tiny_bert):
+    text = (lora_run / "README.md").read_text()
+    meta = _front_matter(text)
+    assert meta["base_model"] == str(tiny_bert)
+    assert meta["library_name"] == "peft" and meta["pipeline_tag"] == "text-classification"
+    assert {"lora", "sentiment"} <= set(meta["tags"])
+    result = meta["model-index"][0]["results"][0]
+    reported = {m["type"]: m["value"] for m in result["metrics"]}
+    final = json.loads((lora_run / "eval_validation.json").read_text())
+    assert reported["accuracy"] == round(final["accuracy"], 4)
+    assert result["dataset"]["split"] == "validation"
+    for needle in ("PeftModel.from_pretrained", "pipeline(", "| learning rate | 0.005 |",
+                   "| optimizer steps | 12 |", "Training took"):
+        assert needle in text, needle
+    # The card also sits in the model directory one would upload, replacing peft's template.
+    assert (lora_run / "model" / "README.md").read_text() == text
+
+
+def test_no_secret_reaches_the_run_directory(lora_run):
+    for path in lora_run.rglob("*"):
+        if path.is_file() and path.suffix in {".md", ".yaml", ".json", ".jsonl", ".txt"}:
+            assert FAKE_TOKEN not in path.read_text(errors="ignore"), path
+
+
+def test_credentials_in_names_are_masked():
+    from finetune.config import validate
+    from finetune.model_card import render
+
+    cfg = validate({"task": "sentiment", "model": {"name_or_path": "https://user:pw@example.com/m"},
+                    "data": {"dataset": "org/data"}}, source="test")
+    card = render(cfg, "AutoModelForSequenceClassification", {"accuracy": 0.5}, 60.0, 10, "r")
+    assert "user:pw" not in card and _front_matter(card)["datasets"] == ["org/data"]
