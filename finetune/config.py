@@ -43,6 +43,12 @@ class ModelSection(Section):
     attn_implementation: str | None = Field(
         "sdpa", description="Attention kernel: sdpa, eager, or null for the model's default."
     )
+    token: str | None = Field(
+        None,
+        exclude=True,  # a secret: never written to config.yaml, logs or model cards
+        repr=False,
+        description="Hub access token for private models; prefer the HF_TOKEN environment variable.",
+    )
 
 
 class DataSection(Section):
@@ -103,6 +109,13 @@ class TrainingSection(Section):
     eval_before_training: bool = False
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
     num_workers: int = Field(0, ge=0)
+    save_every: int | None = Field(
+        None, gt=0, description="Optimizer steps between resumable checkpoints (checkpoints/step-N)."
+    )
+    keep_checkpoints: int = Field(2, gt=0, description="Newest checkpoints kept (plus the best one).")
+    on_nan: Literal["stop", "skip"] = Field(
+        "stop", description="A NaN/inf loss stops the run (`stop`) or its batch is dropped (`skip`)."
+    )
 
 
 class EvalSection(Section):
