@@ -239,7 +239,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
         train_state.save(run, pos)
         saved_step = pos.step
 
-    with StopRequests() as stop:
+    with StopRequests() as stop, bar:  # closing the bar first keeps an error message last
         while pos.step < run.total_steps and not stop.requested:
             for batch in _epoch_batches(run, pos):
                 pos.batches_in_epoch += 1
@@ -290,7 +290,6 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
                     pos.last_eval_step = pos.step
                 continue
             break
-        bar.close()
         if stop.requested:
             if saved_step != pos.step:
                 checkpoint()
