@@ -13,7 +13,7 @@ from finetune.errors import TrainingStopped
 
 
 class DivergenceGuard:
-    def __init__(self, device, on_nan: str, last_checkpoint_hint):
+    def __init__(self, device, on_nan: str, last_checkpoint_hint, any_process=None):
         import torch
 
         self.torch = torch
@@ -22,12 +22,15 @@ class DivergenceGuard:
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
         self.hint = last_checkpoint_hint  # callable: text naming the checkpoint to resume from
         self.skipped = 0
+        # Under DDP every process must skip the same backward, or the gradient all-reduce hangs:
+        # `any_process` takes the maximum of a 0/1 "bad" flag over processes.
+        self.any_process = any_process or (lambda flag: flag)
 
     def finite(self, loss) -> bool:
         """With `skip`: is this micro-batch's loss usable? Always True in `stop` mode."""
         if not self.skip:
             return True
-        ok = bool(self.torch.isfinite(loss).item())
+        ok = not self.any_process((~self.torch.isfinite(loss.detach())).float()).item()
         self.skipped += not ok
         return ok
 

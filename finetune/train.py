@@ -228,7 +228,8 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process, desc="Training")
     window = Throughput(acc)
     loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
-    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run))
+    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run),
+                            any_process=lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag)
     saved_step = pos.step if pos.step else -1
     metrics: dict[str, float] = {}
 
@@ -263,7 +264,8 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
                 bar.update(1)
                 if pos.step % cfg.log_every == 0 or pos.step == run.total_steps:
                     guard.check()
-                    loss = (acc.reduce(loss_sum, "mean") / max(pos.loss_count, 1)).item()
+                    total = acc.reduce(loss_sum, "mean")  # every process joins, even with nothing to add
+                    loss = (total / pos.loss_count).item() if pos.loss_count else float("nan")
                     record = {"type": "train", "step": pos.step, "epoch": _epoch(run, pos.step), "loss": loss,
                               "lr": run.scheduler.get_last_lr()[0], **window.rates()}
                     if guard.skipped:

@@ -191,3 +191,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_bert, 
     assert saved == [f"step-{bad_step - 1:06d}"]  # the last good one, nothing after it
     last_line = result.stderr.strip().splitlines()[-1]  # after the progress bar
     assert last_line.startswith("stopped: ") and saved[0] in last_line and "--resume" in last_line
+
+
+def test_on_nan_skip_drops_bad_batches_and_finishes(tmp_path, tiny_bert, sentiment_files):
+    run = tmp_path / "run"
+    cfg = _config(tmp_path / "run.yaml", tiny_bert, sentiment_files, run, lr="1.0e+30",
+                  max_grad_norm="null", max_steps=4, save_every="null", on_nan="skip")
+    result = run_cli("train", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    train = [r for r in _metrics(run) if r["type"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    assert sum(r.get("skipped_nonfinite", 0) for r in train) >= 1
