@@ -60,17 +60,19 @@ def check_compatible(cfg: RunConfig, checkpoint: Path) -> None:
 
 
 def register(accelerator, scheduler) -> None:
-    """Let save_state/load_state carry the scheduler, and store a LoRA model as its adapter only
+    """Let save_state/load_state carry the scheduler, and store a LoRA model as a PEFT adapter
     (not the frozen base weights, which would make each checkpoint as big as the model)."""
     accelerator.register_for_checkpointing(scheduler)
 
     def save_adapter(models, weights, output_dir):
-        from peft import PeftModel, get_peft_model_state_dict
+        from peft import PeftModel
 
-        for i, model in enumerate(models):
+        for i, model in reversed(list(enumerate(models))):
             inner = accelerator.unwrap_model(model)
             if isinstance(inner, PeftModel):
-                weights[i] = get_peft_model_state_dict(inner)
+                if accelerator.is_main_process:
+                    inner.save_pretrained(output_dir)  # adapter_model.safetensors + its config
+                del weights[i]
 
     def load_adapter(models, input_dir):
         from peft import PeftModel, set_peft_model_state_dict
@@ -79,7 +81,8 @@ def register(accelerator, scheduler) -> None:
         for model in list(models):
             inner = accelerator.unwrap_model(model)
             if isinstance(inner, PeftModel):
-                weights = load_file(Path(input_dir) / "model.safetensors", device=str(accelerator.device))
+                path = Path(input_dir) / "adapter_model.safetensors"
+                weights = load_file(path, device=str(accelerator.device))
                 result = set_peft_model_state_dict(inner, weights)
                 if result.unexpected_keys:
                     raise ConfigError(
@@ -106,6 +109,7 @@ def save(run, pos: Position) -> Path:
         try:
             acc.save_state(str(tmp))
             if acc.is_main_process:
+                _save_loadable_extras(run, tmp)
                 (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
                 (tmp / ck.STATE_FILE).write_text(json.dumps(asdict(pos), indent=2), encoding="utf-8")
         except BaseException:
@@ -117,6 +121,17 @@ def save(run, pos: Position) -> Path:
         ck.prune(run.out, run.cfg.training.keep_checkpoints, pos.best.get("step"))
     acc.wait_for_everyone()
     return target
+
+
+def _save_loadable_extras(run, tmp: Path) -> None:
+    """The model config (with the label names) and tokenizer, so `finetune eval --checkpoint
+    step-N` can load a checkpoint like a finished model."""
+    from peft import PeftModel
+
+    inner = run.accelerator.unwrap_model(run.model)
+    config = inner.base_model.model.config if isinstance(inner, PeftModel) else inner.config
+    config.save_pretrained(tmp)
+    run.tokenizer.save_pretrained(tmp)
 
 
 def load(run, checkpoint: Path) -> Position:

@@ -150,13 +150,15 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path, tiny_bert, sentime
     assert _max_difference(_weights(runs[0] / "model"), _weights(runs[1] / "model")) == 0.0
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["term", "int"])
+@pytest.mark.parametrize(
+    "signum, code, lora", [(signal.SIGTERM, 143, False), (signal.SIGINT, 130, True)], ids=["term", "int-lora"]
+)
 def test_signal_finishes_the_step_saves_and_says_how_to_resume(
-    tmp_path, tiny_bert, sentiment_files, signum, code
+    tmp_path, tiny_bert, sentiment_files, signum, code, lora
 ):
     run = tmp_path / "run"
     cfg = _config(tmp_path / "run.yaml", tiny_bert, sentiment_files, run, max_steps=100,
-                  save_every="null", eval_each_epoch="false")
+                  save_every="null", eval_each_epoch="false", lora=lora)
     proc = _start("train", "--config", str(cfg))
     _wait_for(lambda: _logged_step(run) >= 2, proc)
     proc.send_signal(signum)
@@ -176,6 +178,10 @@ def test_signal_finishes_the_step_saves_and_says_how_to_resume(
         assert result.returncode == 0, result.stderr
         steps = [r["step"] for r in _metrics(run) if r["type"] == "train"]
         assert steps == list(range(1, stopped_at + 3))
+    else:  # a checkpoint (here a LoRA adapter) loads for evaluation like a finished model
+        result = run_cli("eval", str(run), "--checkpoint", saved[0].name)
+        assert result.returncode == 0, result.stderr
+        assert json.loads((run / "eval_validation.json").read_text())["samples"] == 24
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_bert, sentiment_files):
