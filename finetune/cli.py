@@ -44,6 +44,11 @@ def train(
     config: Path = typer.Option(..., "--config", "-c", help="The run's YAML file."),
     overrides: Optional[List[str]] = OVERRIDES,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    resume: Optional[str] = typer.Option(
+        None, "--resume", show_default=False,
+        help="Continue from the newest checkpoint of the run directory (`--resume`), or from PATH "
+        "(`--resume PATH`: a run directory or one of its checkpoints).",
+    ),
 ) -> None:
     """Train a model as the config describes; writes the run directory."""
     from finetune.config import default_output_dir, load_config
@@ -52,7 +57,7 @@ def train(
     cfg = load_config(config, overrides or [])
     out = Path(cfg.training.output_dir or default_output_dir(config))
     cfg.training.output_dir = str(out)
-    metrics = run_training(cfg, out, overwrite=overwrite)
+    metrics = run_training(cfg, out, overwrite=overwrite, resume=resume)
     _print_result(f"run saved to {out}", metrics)
 
 
@@ -192,7 +197,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DATASETS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bar
+    # Weight-loading/saving bars would print before an error line, which must stand alone.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not _is_main_process():
         os.environ.setdefault("TQDM_DISABLE", "1")  # the libraries' loading bars, once not N times
@@ -202,15 +208,32 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def bare_resume(argv: list[str]) -> list[str]:
+    """`--resume` with no value means the newest checkpoint. Click has no optional-value
+    options, so a bare one (last, or followed by an option or a key=value override) becomes
+    `--resume=latest`."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        following = out[i + 1] if i + 1 < len(out) else None
+        if arg == "--resume" and (
+            following is None or following.startswith("-") or ("=" in following and not Path(following).exists())
+        ):
+            out[i] = "--resume=latest"
+    return out
+
+
 def main() -> None:
+    from finetune.errors import TrainingStopped
+
     debug = "--debug" in sys.argv[1:]
     try:
-        app()
+        app(args=bare_resume(sys.argv[1:]))
     except FinetuneError as exc:
         if debug:
             traceback.print_exc()
         message = " ".join(str(exc).split())  # always one line
-        typer.echo(f"error: {message}", err=True)
+        prefix = "stopped" if isinstance(exc, TrainingStopped) else "error"
+        typer.echo(f"{prefix}: {message}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

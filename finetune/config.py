@@ -43,6 +43,12 @@ class ModelSection(Section):
     attn_implementation: str | None = Field(
         "sdpa", description="Attention kernel: sdpa, eager, or null for the model's default."
     )
+    token: str | None = Field(
+        None,
+        exclude=True,  # a secret: never written to config.yaml, logs or model cards
+        repr=False,
+        description="Hub access token for private models; prefer the HF_TOKEN environment variable.",
+    )
 
 
 class DataSection(Section):
@@ -106,6 +112,13 @@ class TrainingSection(Section):
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list,
         description="Trackers besides metrics.jsonl: tensorboard (events in <run>/tensorboard), wandb.",
+    )
+    save_every: int | None = Field(
+        None, gt=0, description="Optimizer steps between resumable checkpoints (checkpoints/step-N)."
+    )
+    keep_checkpoints: int = Field(2, gt=0, description="Newest checkpoints kept (plus the best one).")
+    on_nan: Literal["stop", "skip"] = Field(
+        "stop", description="A NaN/inf loss stops the run (`stop`) or its batch is dropped (`skip`)."
     )
 
 

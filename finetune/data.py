@@ -7,6 +7,7 @@ knows files, splits and caching.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -89,7 +90,8 @@ def _read(data: DataSection):
     if data.files:
         builder, kwargs = _local_builder(data)
         try:
-            return load_dataset(builder, data_files=local_files(data), **kwargs)
+            with _library_errors_silenced():
+                return load_dataset(builder, data_files=local_files(data), **kwargs)
         except Exception as exc:  # pyarrow / pandas parse errors come in many types
             raise DataError(
                 f"{_files_text(data)}: could not read as {data.format if data.format != 'auto' else builder}: "
@@ -102,6 +104,19 @@ def _read(data: DataSection):
             f"data.dataset '{data.dataset}': could not load from the Hub ({_first_line(exc)}); "
             "check the id and your network, or point data.files at local files"
         ) from exc
+
+
+@contextlib.contextmanager
+def _library_errors_silenced():
+    """datasets logs a parse error before raising it; our one-line message replaces both."""
+    from datasets.utils import logging as ds_logging
+
+    previous = ds_logging.get_verbosity()
+    ds_logging.set_verbosity(ds_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        ds_logging.set_verbosity(previous)
 
 
 def local_files(data: DataSection) -> dict[str, str]:

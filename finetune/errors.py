@@ -25,3 +25,11 @@ class ModelError(FinetuneError):
 
 class RunDirError(FinetuneError):
     """The run directory is missing, incomplete, or would be overwritten."""
+
+
+class TrainingStopped(FinetuneError):
+    """The run stopped early and left a checkpoint (Ctrl-C, SIGTERM, a NaN loss)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code

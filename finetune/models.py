@@ -16,7 +16,10 @@ def source(model: ModelSection) -> str:
 
 
 def hub_kwargs(model: ModelSection) -> dict[str, Any]:
-    return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
+    kwargs = {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
+    if model.token:  # otherwise huggingface_hub falls back to HF_TOKEN / the login cache
+        kwargs["token"] = model.token
+    return kwargs
 
 
 def load_tokenizer(model: ModelSection):

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune import checkpoint as ck
 from finetune import run_dir as rd
+from finetune import train_state
 from finetune.config import RunConfig
-from finetune.errors import ConfigError
+from finetune.errors import ConfigError, RunDirError, TrainingStopped
+from finetune.train_state import Position
 
 
 @dataclass
@@ -36,9 +39,28 @@ class Run:
     last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
 
 
-def train(cfg: RunConfig, out: Path, *, overwrite: bool = False) -> dict[str, float]:
-    run = setup(cfg, out, overwrite=overwrite)
-    metrics = train_loop(run)
+def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None) -> dict[str, float]:
+    """`resume`: None (a new run), 'latest' (the newest checkpoint of `out`), or a path to a
+    run directory or to one of its checkpoints."""
+    checkpoint = None
+    if resume:
+        if overwrite:
+            raise RunDirError("--resume continues a run and --overwrite deletes it; pass only one")
+        out, checkpoint = ck.find_resume_point(resume, out)
+        cfg.training.output_dir = str(out)
+        train_state.check_compatible(cfg, checkpoint)
+    run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None)
+    pos = Position()
+    if checkpoint is not None:
+        pos = train_state.load(run, checkpoint)
+        run.best = pos.best
+        if run.accelerator.is_main_process:
+            ck.drop_newer(out, pos.step)
+        run.accelerator.print(
+            f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
+            f"{pos.batches_in_epoch} batches into it)"
+        )
+    metrics = train_loop(run, pos)
     save_final(run)
     return metrics
 
@@ -73,7 +95,7 @@ def _multi_cpu() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
-def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
+def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False) -> Run:
     from accelerate.utils import set_seed
 
     from finetune.data import load_splits
@@ -82,7 +104,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
     from finetune.tasks import get_task
     from finetune.tracking import MetricsLog, check_trackers, make_trackers
 
-    rd.check_writable(out, overwrite)
+    if not resuming:
+        rd.check_writable(out, overwrite)
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
@@ -109,6 +132,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
 
     if accelerator.is_main_process:
         rd.clear(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
+        ck.remove_partial(out)  # a write cut short by a kill
         (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
     accelerator.wait_for_everyone()
 
@@ -122,6 +146,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
+    train_state.register(accelerator, scheduler)
     main = accelerator.is_main_process
     trackers = make_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
@@ -134,6 +159,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool) -> Run:
 
 
 def _train_loader(cfg: RunConfig, task, tokenizer, ds):
+    import torch
     from torch.utils.data import DataLoader
 
     from finetune.sampling import EpochSampler
@@ -146,6 +172,9 @@ def _train_loader(cfg: RunConfig, task, tokenizer, ds):
         sampler=sampler,
         collate_fn=task.collator(tokenizer, _pad_multiple(cfg)),
         num_workers=cfg.training.num_workers,
+        # Each new iterator draws a worker seed from this generator; without one it would come
+        # from the global RNG, which dropout also uses, and a resumed run would drift.
+        generator=torch.Generator().manual_seed(cfg.training.seed),
     )
     return loader, sampler
 
@@ -198,64 +227,128 @@ def _scheduler(cfg: RunConfig, optimizer, total_steps: int):
 # ----------------------------------------------------------------------------- train
 
 
-def train_loop(run: Run) -> dict[str, float]:
+def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
+    """Train from `pos` (the start, or where a checkpoint left off) to run.total_steps."""
     import torch
     from tqdm.auto import tqdm
 
+    from finetune.divergence import DivergenceGuard
+    from finetune.interrupts import StopRequests
+
+    pos = pos or Position()
     acc, cfg, model = run.accelerator, run.cfg.training, run.model
-    if cfg.eval_before_training:
+    if cfg.eval_before_training and pos.step == 0:
         evaluate(run, step=0, epoch=0.0, label="before training", track_best=False)
     model.train()
-    bar = tqdm(total=run.total_steps, disable=not acc.is_local_main_process, desc="Training")
-    step, epoch, last_eval_step = 0, 0, -1
+    bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process, desc="Training")
     window = Throughput(acc)
-    loss_sum = torch.zeros((), device=acc.device)
-    loss_count = 0
+    loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
+    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run),
+                            any_process=lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag)
+    saved_step = pos.step if pos.step else -1
     metrics: dict[str, float] = {}
-    while step < run.total_steps:
-        run.sampler.set_epoch(epoch)
-        for batch in run.train_loader:
-            with acc.accumulate(model):
-                out = model(**batch)
-                acc.backward(out.loss)
-                if acc.sync_gradients and cfg.max_grad_norm:
-                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                run.optimizer.step()
-                run.optimizer.zero_grad(set_to_none=True)
-            loss_sum += out.loss.detach().float()
-            loss_count += 1
-            window.add(batch)
-            if not acc.sync_gradients:
+
+    def checkpoint() -> None:
+        nonlocal saved_step
+        guard.check()  # never save diverged weights
+        pos.loss_sum, pos.best = float(loss_sum.item()), run.best
+        train_state.save(run, pos)
+        saved_step = pos.step
+
+    with StopRequests() as stop, bar:  # closing the bar first keeps an error message last
+        while pos.step < run.total_steps and not stop.requested:
+            for batch in _epoch_batches(run, pos):
+                pos.batches_in_epoch += 1
+                with acc.accumulate(model):
+                    out = model(**batch)
+                    if guard.finite(out.loss):
+                        acc.backward(out.loss)
+                        loss_sum += out.loss.detach().float()
+                        pos.loss_count += 1
+                    if acc.sync_gradients and cfg.max_grad_norm:
+                        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    run.optimizer.step()
+                    run.optimizer.zero_grad(set_to_none=True)
+                guard.observe(out.loss, pos.step + 1)
+                window.add(batch)
+                if not acc.sync_gradients:
+                    continue
+                if not acc.optimizer_step_was_skipped:
+                    run.scheduler.step()
+                pos.step += 1
+                bar.update(1)
+                if pos.step % cfg.log_every == 0 or pos.step == run.total_steps:
+                    guard.check()
+                    total = acc.reduce(loss_sum, "mean")  # every process joins, even with nothing to add
+                    loss = (total / pos.loss_count).item() if pos.loss_count else float("nan")
+                    record = {"type": "train", "step": pos.step, "epoch": _epoch(run, pos.step), "loss": loss,
+                              "lr": run.scheduler.get_last_lr()[0], **window.rates()}
+                    if guard.skipped:
+                        record["skipped_nonfinite"], guard.skipped = guard.skipped, 0
+                    run.log.write(record)
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
+                                    samples_s=f"{record['samples_per_s']:.1f}")
+                    loss_sum.zero_()
+                    pos.loss_count = 0
+                if cfg.eval_every and pos.step % cfg.eval_every == 0:
+                    guard.check()
+                    metrics = evaluate(run, pos.step, _epoch(run, pos.step))
+                    pos.last_eval_step = pos.step
+                if (cfg.save_every and pos.step % cfg.save_every == 0) or stop.requested:
+                    checkpoint()
+                if pos.step >= run.total_steps or stop.requested:
+                    break
+            else:
+                pos.epoch += 1
+                pos.batches_in_epoch = 0
+                if cfg.eval_each_epoch and pos.step != pos.last_eval_step:
+                    guard.check()
+                    metrics = evaluate(run, pos.step, float(pos.epoch))
+                    pos.last_eval_step = pos.step
                 continue
-            if not acc.optimizer_step_was_skipped:
-                run.scheduler.step()
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == run.total_steps:
-                loss = (acc.reduce(loss_sum, "mean") / loss_count).item()
-                record = {"type": "train", "step": step, "epoch": _epoch(run, step), "loss": loss,
-                          "lr": run.scheduler.get_last_lr()[0], **window.rates()}
-                run.log.write(record)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
-                                samples_s=f"{record['samples_per_s']:.1f}")
-                loss_sum.zero_()
-                loss_count = 0
-            if cfg.eval_every and step % cfg.eval_every == 0:
-                metrics = evaluate(run, step, _epoch(run, step))
-                last_eval_step = step
-            if step >= run.total_steps:
-                break
-        else:
-            epoch += 1
-            if cfg.eval_each_epoch and step != last_eval_step:
-                metrics = evaluate(run, step, float(epoch))
-                last_eval_step = step
-            continue
-        break
-    bar.close()
-    if last_eval_step != step:
-        metrics = evaluate(run, step, _epoch(run, step))
+            break
+        if stop.requested:
+            if saved_step != pos.step:
+                checkpoint()
+            raise TrainingStopped(
+                f"stopped by {_signal_name(stop.signum)} after step {pos.step}. {_resume_hint(run)}",
+                exit_code=stop.exit_code,
+            )
+    guard.check()
+    if pos.last_eval_step != pos.step or not run.last_eval[0]:
+        # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
+        metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
     return metrics
+
+
+def _epoch_batches(run: Run, pos: Position):
+    """This epoch's batches, starting after the ones a resumed checkpoint already trained on."""
+    # The prepared loader tells the sampler its own epoch counter, which restarts at 0 in a
+    # resumed process: set it. Reseeding the loader's generator makes worker seeds per-epoch too.
+    run.train_loader.set_epoch(pos.epoch)
+    run.sampler.set_epoch(pos.epoch)
+    generator = getattr(run.train_loader, "generator", None)
+    if generator is not None:
+        generator.manual_seed(run.cfg.training.seed + pos.epoch)
+    if pos.batches_in_epoch:
+        return run.accelerator.skip_first_batches(run.train_loader, pos.batches_in_epoch)
+    return run.train_loader
+
+
+def _resume_hint(run: Run) -> str:
+    import shlex
+
+    found = ck.checkpoints(run.out)
+    if not found:
+        return "No checkpoint was saved (set training.save_every to write them)."
+    config = shlex.quote(str(run.out / rd.CONFIG_FILE))
+    return f"Last checkpoint: {found[-1][1]}; continue with: finetune train --config {config} --resume"
+
+
+def _signal_name(signum) -> str:
+    import signal
+
+    return signal.Signals(signum).name if signum else "a signal"
 
 
 def _epoch(run: Run, step: int) -> float:
@@ -307,14 +400,17 @@ def peak_memory_mb(device) -> float:
 # ----------------------------------------------------------------------------- evaluate / save
 
 
-def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: bool = True) -> dict:
+def evaluate(
+    run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True
+) -> dict:
     started = time.perf_counter()
     metrics, records = run.task.evaluate(
         run.model, run.eval_loader, run.eval_raw, run.accelerator, run.tokenizer
     )
     metrics["eval_seconds"] = time.perf_counter() - started
     run.last_eval = (metrics, records)
-    run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch, **metrics})
+    if log:
+        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch, **metrics})
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
     run.accelerator.print(f"eval {label or f'step {step}'}: {shown}")
     if track_best:
