@@ -186,3 +186,43 @@ def test_bert_cannot_generate(tmp_path, tiny_bert, gen_data, task):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "encoder-only" in lines[0] and "T5" in lines[0], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "task,data_keys,override,fragments",
+    [
+        ("summarization", "  text_column: document\n", None, ("data.summary_column",)),
+        ("translation", "  text_column: en\n", None, ("data.target_column", "source_lang")),
+        ("translation", DATA_KEYS["translation"], "data.prompt_template='Translate this: {text}'",
+         ("{text}", "{source}")),
+        ("translation", DATA_KEYS["translation"], "data.prompt_template=Translate this.", ("{source}",)),
+        ("translation", DATA_KEYS["translation"], "eval.generation.num_beams=many",
+         ("eval.generation.num_beams", "'many'")),
+        ("translation", DATA_KEYS["translation"], "eval.generation.do_sample=sometimes",
+         ("eval.generation.do_sample",)),
+    ],
+    ids=["no-summary-column", "no-target", "unknown-placeholder", "no-placeholder", "beams-not-int", "sample-not-bool"],
+)
+def test_bad_generation_config_is_one_line(tmp_path, task, data_keys, override, fragments):
+    files = {"train": str(tmp_path / "t.jsonl"), "validation": str(tmp_path / "v.jsonl")}
+    cfg = write_config(tmp_path / "run.yaml", _config(tmp_path, task, "gpt2", files, data_keys))
+    result = run_cli("config", "validate", str(cfg), *([override] if override else []))
+    _one_line_error(result, *fragments)
+
+
+def test_translation_pair_missing_from_data(tmp_path, tiny_generators, gen_data):
+    keys = "  source_lang: en\n  target_lang: fr\n"
+    cfg = write_config(tmp_path / "run.yaml", _config(tmp_path, "translation", tiny_generators["t5"], gen_data["pairs"], keys))
+    result = run_cli("train", "--config", str(cfg), env=ENV)
+    _one_line_error(result, "language 'fr'", "['de', 'en']")
