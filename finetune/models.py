@@ -75,6 +75,11 @@ def load_model_config(model: ModelSection, **config_kwargs):
         )
     except Exception as exc:
         raise ModelError(_load_failure("config", model, exc)) from exc
+    overrides = model.config_overrides
+    if "num_layers" in overrides and "num_decoder_layers" not in overrides and hasattr(config, "num_decoder_layers"):
+        # T5 keeps the checkpoint's decoder depth otherwise; a shallower encoder with a deep
+        # decoder is never what `num_layers: 2` means (and breaks the decoder's cache).
+        config.num_decoder_layers = overrides["num_layers"]
     # A GGUF config can carry the file's quantization; the weights we build are plain fp32.
     if hasattr(config, "quantization_config"):
         del config.quantization_config

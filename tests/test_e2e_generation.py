@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli, write_config
+from conftest import SHARED, needs_shared, run_cli, write_config
 
 FAMILIES = ("gpt2", "llama", "t5")
 # One thread per run: these models are tiny, and on a shared 2-core machine two threads per
@@ -226,3 +226,26 @@ def test_translation_pair_missing_from_data(tmp_path, tiny_generators, gen_data)
     cfg = write_config(tmp_path / "run.yaml", _config(tmp_path, "translation", tiny_generators["t5"], gen_data["pairs"], keys))
     result = run_cli("train", "--config", str(cfg), env=ENV)
     _one_line_error(result, "language 'fr'", "['de', 'en']")
+
+
+@needs_shared
+def test_t5_from_scratch_with_real_tokenizer(tmp_path, gen_data):
+    """`init: scratch` builds T5 from the t5-small config (shrunk by config_overrides) and
+    keeps its real SentencePiece tokenizer; there are no weights to load."""
+    model = SHARED / "models" / "t5-small-tokenizer"
+    extra = "  # scratch\n"
+    text = _config(tmp_path, "translation", model, gen_data["translation"], DATA_KEYS["translation"], extra)
+    text = text.replace(
+        f"  name_or_path: {model}\n",
+        f"  name_or_path: {model}\n  init: scratch\n"
+        "  config_overrides: {d_model: 64, d_ff: 128, num_layers: 2, num_heads: 2, d_kv: 32}\n",
+    )
+    cfg = write_config(tmp_path / "run.yaml", text)
+    result = run_cli("train", "--config", str(cfg), env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    _check_run(run, ("bleu", "chrf", "gen_len"))
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["d_model"] == 64 and saved["num_layers"] == 2
+    assert (run / "model" / "model.safetensors").is_file()
+    assert (run / "model" / "tokenizer.json").is_file()
