@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+import string
 from typing import Any, Literal, Union
 
 import yaml
@@ -75,6 +76,29 @@ class DataSection(Section):
     max_train_samples: int | None = Field(None, gt=0)
     max_eval_samples: int | None = Field(None, gt=0)
     max_length: int = Field(128, gt=0, description="Tokens per input (classification).")
+    # Generation tasks (translation, summarization). The source is `text_column`, or
+    # `translation_column[source_lang]` for Hub-style `translation: {en: ..., de: ...}` rows.
+    target_column: str | None = Field(
+        None, description="Translation target column (the source is text_column)."
+    )
+    summary_column: str | None = Field(
+        None, description="Summarization target; a column of lists gives several references."
+    )
+    translation_column: str = Field(
+        "translation", description="Column of {lang: text} dicts, used with source_lang/target_lang."
+    )
+    source_lang: str | None = Field(None, description="Key of the source language, e.g. en.")
+    target_lang: str | None = Field(None, description="Key of the target language, e.g. de.")
+    source_prefix: str = Field(
+        "", description="Prepended to every source, e.g. 'translate English to German: ' for T5."
+    )
+    prompt_template: str | None = Field(
+        None,
+        description="Decoder-only models: the prompt before the target; must contain {source} "
+        "(may use {source_lang}, {target_lang}). Default: one per task.",
+    )
+    max_source_length: int = Field(256, gt=0, description="Tokens per source (or prompt).")
+    max_target_length: int = Field(128, gt=0, description="Tokens per target, EOS included.")
     cache_dir: str | None = Field(
         None, description="Tokenized-data cache; default ~/.cache/finetune (FINETUNE_CACHE)."
     )
@@ -122,8 +146,24 @@ class TrainingSection(Section):
     )
 
 
+class GenerationSection(Section):
+    """Explicit decoding settings, so generation-based scores are reproducible."""
+
+    num_beams: int = Field(1, gt=0)
+    max_new_tokens: int = Field(64, gt=0)
+    min_new_tokens: int = Field(0, ge=0)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    repetition_penalty: float = Field(1.0, gt=0)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0, description="Only with do_sample.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Only with do_sample.")
+    top_k: int = Field(50, ge=0, description="Only with do_sample.")
+
+
 class EvalSection(Section):
     batch_size: int = Field(32, gt=0)
+    generation: GenerationSection = Field(default_factory=GenerationSection)
     best_metric: str | None = Field(None, description="Metric that picks the best checkpoint.")
     greater_is_better: bool = True
 
@@ -142,8 +182,47 @@ class RunConfig(Section):
             raise ValueError("data: give `data.dataset` (a Hub id) or `data.files` (local files)")
         return self
 
+    @model_validator(mode="after")
+    def _generation_columns(self) -> "RunConfig":
+        data = self.data
+        if self.task == "summarization" and not data.summary_column:
+            raise ValueError(
+                "task summarization needs data.summary_column (the column holding the summaries)"
+            )
+        if self.task == "translation":
+            pair = (data.source_lang, data.target_lang)
+            if any(pair) and not all(pair):
+                raise ValueError("translation: give both data.source_lang and data.target_lang, e.g. en and de")
+            if not data.target_column and not all(pair):
+                raise ValueError(
+                    "task translation needs data.target_column (source in data.text_column), or "
+                    "data.source_lang and data.target_lang for a column of {lang: text} pairs"
+                )
+        if data.prompt_template is not None:
+            check_template(data.prompt_template)
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+TEMPLATE_FIELDS = ("source", "source_lang", "target_lang")
+
+
+def check_template(template: str) -> None:
+    """A prompt template must place the source and may only name fields we fill in."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"data.prompt_template: {exc}; write literal braces as {{{{ and }}}}") from exc
+    unknown = [n for n in names if n not in TEMPLATE_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"data.prompt_template: unknown placeholder {{{unknown[0]}}}; use {{source}}, "
+            "{source_lang} or {target_lang}"
+        )
+    if "source" not in names:
+        raise ValueError("data.prompt_template: must contain {source}, where the input text goes")
 
 
 # ----------------------------------------------------------------------------- loading

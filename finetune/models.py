@@ -45,6 +45,8 @@ def load_model(model: ModelSection, auto_class: str, **config_kwargs):
     kwargs = hub_kwargs(model)
     if model.attn_implementation:
         kwargs["attn_implementation"] = model.attn_implementation
+    if model.gguf_file and model.init == "pretrained":
+        return load_gguf_model(model, cls, config)
     try:
         if model.init == "scratch":
             return cls.from_config(config, **_only(kwargs, "trust_remote_code", "attn_implementation"))
@@ -69,12 +71,61 @@ def load_model(model: ModelSection, auto_class: str, **config_kwargs):
 def load_model_config(model: ModelSection, **config_kwargs):
     from transformers import AutoConfig
 
+    kwargs = {"gguf_file": model.gguf_file} if model.gguf_file else {}
     try:
-        return AutoConfig.from_pretrained(
-            source(model), **hub_kwargs(model), **model.config_overrides, **config_kwargs
+        config = AutoConfig.from_pretrained(
+            source(model), **hub_kwargs(model), **kwargs, **model.config_overrides, **config_kwargs
         )
     except Exception as exc:
         raise ModelError(_load_failure("config", model, exc)) from exc
+    overrides = model.config_overrides
+    if "num_layers" in overrides and "num_decoder_layers" not in overrides and hasattr(config, "num_decoder_layers"):
+        # T5 keeps the checkpoint's decoder depth otherwise; a shallower encoder with a deep
+        # decoder is never what `num_layers: 2` means (and breaks the decoder's cache).
+        config.num_decoder_layers = overrides["num_layers"]
+    # A GGUF config can carry the file's quantization; the weights we build are plain fp32.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config
+
+
+def load_gguf_model(model: ModelSection, cls, config):
+    """Dequantize a GGUF checkpoint into a plain model that trains and saves normally.
+
+    transformers' own GGUF load leaves a quantizer on the model that makes `save_pretrained`
+    and training refuse it, so we take its (fp32) weights and put them into a model built from
+    the config alone. A task head missing from the file (a classifier) starts random."""
+    import transformers
+
+    try:
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(
+            source(model), gguf_file=model.gguf_file, **hub_kwargs(model)
+        )
+    except Exception as exc:
+        raise ModelError(_load_failure("GGUF model", model, exc)) from exc
+    state = loaded.state_dict()
+    del loaded
+    kwargs = {"attn_implementation": model.attn_implementation} if model.attn_implementation else {}
+    built = cls.from_config(config, **kwargs)
+    if cls.__name__ != "AutoModelForCausalLM":
+        # A head-less copy: keep the backbone's weights, drop the language-model head.
+        prefix = built.base_model_prefix + "."
+        state = {k: v for k, v in state.items() if k.startswith(prefix)}
+    missing, unexpected = built.load_state_dict(state, strict=False)
+    tied = set(getattr(built, "_tied_weights_keys", None) or [])
+    really_missing = [k for k in missing if k not in tied and not _is_head(k, cls)]
+    if really_missing or unexpected:
+        raise ModelError(
+            f"model.gguf_file '{model.gguf_file}': weights do not fit the {config.model_type} "
+            f"architecture (missing {really_missing[:2]}, unexpected {unexpected[:2]})"
+        )
+    if getattr(config, "tie_word_embeddings", False):
+        built.tie_weights()
+    return built
+
+
+def _is_head(key: str, cls) -> bool:
+    return cls.__name__ != "AutoModelForCausalLM" and key.split(".")[0] in ("score", "classifier")
 
 
 def refuse_pickle_only_checkpoint(model: ModelSection) -> None:

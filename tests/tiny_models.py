@@ -46,3 +46,78 @@ def tiny_model(model_type: str):
         ),
     }
     return builders[model_type]()
+
+
+# ----------------------------------------------------------------------------- generation families
+# Tokenizers are byte-level BPE trained in a second on our shipped sentiment text, so these
+# builders need nothing beside the repo. Each family gets the special tokens its real
+# tokenizer has: GPT-2 only <|endoftext|> (no pad), Llama <s>/</s> with BOS added,
+# T5 <pad>/</s> with EOS appended.
+SENTIMENT_TEXT = Path(__file__).resolve().parents[1] / "finetune" / "resources" / "sentiment" / "train.jsonl"
+
+
+def corpus() -> list[str]:
+    import json
+
+    return [json.loads(line)["text"] for line in SENTIMENT_TEXT.read_text(encoding="utf-8").splitlines()]
+
+
+def build_bpe_tokenizer(family: str, vocab_size: int = 400):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = {
+        "gpt2": {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"},
+        "llama": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
+        "t5": {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"},
+    }[family]
+    ordered = list(dict.fromkeys(specials.values()))
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=ordered, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus(), trainer)
+    if family == "llama":
+        bos = specials["bos_token"]
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
+    elif family == "t5":
+        eos = specials["eos_token"]
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tok.token_to_id(eos))]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
+
+
+def build_tiny_generator(family: str, target: Path) -> Path:
+    """A random 2-layer GPT-2, Llama or T5 language model with its tiny tokenizer, saved like
+    a Hub checkpoint (classification and generation tasks both start from it)."""
+    import transformers as tf
+
+    tokenizer = build_bpe_tokenizer(family)
+    vocab = len(tokenizer)
+    if family == "gpt2":
+        eos = tokenizer.eos_token_id
+        model = tf.GPT2LMHeadModel(tf.GPT2Config(
+            vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=256,
+            bos_token_id=eos, eos_token_id=eos,
+        ))
+    elif family == "llama":
+        model = tf.LlamaForCausalLM(tf.LlamaConfig(
+            vocab_size=vocab, num_key_value_heads=1, max_position_embeddings=256,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **TINY,
+        ))
+    elif family == "t5":
+        model = tf.T5ForConditionalGeneration(tf.T5Config(
+            vocab_size=vocab, d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        ))
+    else:
+        raise ValueError(family)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target

@@ -89,6 +89,12 @@ class ClassificationTask(Task):
             )
         return lookup
 
+    def prepare_tokenizer(self, tokenizer) -> None:
+        # GPT-2 and Llama tokenizers have no pad token; batches need one, and their
+        # sequence-classification heads find each row's last token by the pad id.
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+
     # ------------------------------------------------------------------ tokenize
     def _columns(self) -> list[str]:
         return [self.data.text_column, self.data.text_pair_column, self.data.label_column]

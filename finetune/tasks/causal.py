@@ -1,0 +1,87 @@
+"""Translation and summarization on decoder-only models (GPT-2, Llama-style): one sequence,
+prompt then target then EOS; only the target tokens count in the loss."""
+
+from __future__ import annotations
+
+from finetune.data import cached_map, tokenizer_fingerprint
+from finetune.errors import ModelError
+from finetune.tasks.generation import DEFAULT_TEMPLATES, IGNORE_INDEX, GenerationTask, pad_batch
+
+_MARK = "\x00"  # stands for the source while the template is split around it
+
+
+class CausalTask(GenerationTask):
+    kind = "causal"
+    auto_class = "AutoModelForCausalLM"
+    pad_left = True
+
+    def prepare_tokenizer(self, tokenizer) -> None:
+        if tokenizer.eos_token_id is None:
+            raise ModelError(
+                "the tokenizer has no EOS token, so a decoder-only model could not learn where a "
+                "target ends; use a checkpoint whose tokenizer defines eos_token"
+            )
+        if tokenizer.pad_token is None:  # GPT-2: padding is masked out, any id will do
+            tokenizer.pad_token = tokenizer.eos_token
+        # Saved with the model, so batched generation elsewhere (pipeline) pads correctly too.
+        tokenizer.padding_side = "left"
+
+    def template(self) -> str:
+        return self.data.prompt_template or DEFAULT_TEMPLATES[self.name]
+
+    def prompt_ids(self, sources, tokenizer):
+        """Template text before and after {source}, with the source cut to max_source_length
+        tokens: truncating the whole prompt would cut off the cue where the target starts."""
+        source_lang, target_lang = self.languages()
+        filled = self.template().format(source=_MARK, source_lang=source_lang, target_lang=target_lang)
+        before, _, after = filled.partition(_MARK)
+        head = tokenizer(before)["input_ids"] if before else tokenizer("")["input_ids"]
+        tail = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+        bodies = tokenizer(
+            sources, add_special_tokens=False, truncation=True, max_length=self.data.max_source_length
+        )["input_ids"]
+        return [head + body + tail for body in bodies]
+
+    def encode(self, ds, split: str, tokenizer):
+        self.check_columns(ds, split)
+        d = self.data
+        eos = tokenizer.eos_token_id
+
+        def tokenize(batch):
+            prompts = self.prompt_ids(self.sources(batch), tokenizer)
+            targets = tokenizer(
+                self.targets(batch), add_special_tokens=False, truncation=True,
+                max_length=max(d.max_target_length - 1, 1),
+            )["input_ids"]
+            ids, labels = [], []
+            for prompt, target in zip(prompts, targets):
+                target = target + [eos]  # the model learns to stop
+                ids.append(prompt + target)
+                labels.append([IGNORE_INDEX] * len(prompt) + target)
+            return {"input_ids": ids, "labels": labels}
+
+        key = {
+            "task": f"{self.kind}-{self.name}",
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "lengths": [d.max_source_length, d.max_target_length],
+            "columns": self._columns(),
+            "langs": [d.source_lang, d.target_lang],
+            "prefix": d.source_prefix,
+            "template": self.template(),
+        }
+        return cached_map(ds, tokenize, key=key, data=self.data)
+
+    def collator(self, tokenizer, pad_to_multiple_of: int | None):
+        pad_id = tokenizer.pad_token_id
+        # Training pads on the right: positions then count from the first real token.
+        return lambda rows: pad_batch(rows, pad_id, left=False)
+
+    def decode(self, generated, prompt_width: int, tokenizer):
+        eos = tokenizer.eos_token_id
+        texts, counts = [], []
+        for row in generated[:, prompt_width:].tolist():
+            if eos in row:
+                row = row[: row.index(eos)]
+            counts.append(len(row))
+            texts.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        return texts, counts

@@ -1,0 +1,51 @@
+"""Translation and summarization on encoder-decoder models (T5, BART, Marian): the source goes
+to the encoder, the target is the decoder's label sequence."""
+
+from __future__ import annotations
+
+from finetune.data import cached_map, tokenizer_fingerprint
+from finetune.tasks.generation import IGNORE_INDEX, GenerationTask
+
+
+class Seq2SeqTask(GenerationTask):
+    kind = "seq2seq"
+    auto_class = "AutoModelForSeq2SeqLM"
+
+    def encode(self, ds, split: str, tokenizer):
+        self.check_columns(ds, split)
+        d = self.data
+
+        def tokenize(batch):
+            out = tokenizer(self.sources(batch), truncation=True, max_length=d.max_source_length)
+            # text_target: tokenizers with a separate target vocabulary (Marian) use it here.
+            labels = tokenizer(text_target=self.targets(batch), truncation=True, max_length=d.max_target_length)
+            out["labels"] = labels["input_ids"]
+            return out
+
+        key = {
+            "task": f"{self.kind}-{self.name}",
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "lengths": [d.max_source_length, d.max_target_length],
+            "columns": self._columns(),
+            "langs": [d.source_lang, d.target_lang],
+            "prefix": d.source_prefix,
+        }
+        return cached_map(ds, tokenize, key=key, data=self.data)
+
+    def collator(self, tokenizer, pad_to_multiple_of: int | None):
+        from transformers import DataCollatorForSeq2Seq
+
+        # Without a model the collator leaves decoder_input_ids out; T5/BART build them by
+        # shifting the labels, after turning -100 back into the pad id.
+        return DataCollatorForSeq2Seq(
+            tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=pad_to_multiple_of
+        )
+
+    def prompt_ids(self, sources, tokenizer):
+        return tokenizer(sources, truncation=True, max_length=self.data.max_source_length)["input_ids"]
+
+    def decode(self, generated, prompt_width: int, tokenizer):
+        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        specials = set(tokenizer.all_special_ids)
+        counts = [sum(1 for t in row if t not in specials) for row in generated.tolist()]
+        return [t.strip() for t in texts], counts

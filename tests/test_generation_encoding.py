@@ -1,0 +1,80 @@
+"""How a generation pair becomes tokens: the decoder-only loss sees only the target and its
+EOS, long sources are cut without losing the prompt's cue, and padding goes where each model
+needs it."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetune.config import DataSection, EvalSection
+from finetune.tasks.generation import IGNORE_INDEX, pad_batch
+
+
+@pytest.fixture(scope="module")
+def gpt2_tokenizer():
+    from tiny_models import build_bpe_tokenizer
+
+    return build_bpe_tokenizer("gpt2")
+
+
+def _causal(**data):
+    from finetune.tasks.causal import CausalTask
+
+    section = DataSection(files={"train": "x.jsonl"}, text_column="en", target_column="de", **data)
+    return CausalTask("translation", section, EvalSection())
+
+
+def test_causal_labels_cover_only_target_and_eos(gpt2_tokenizer):
+    from datasets import Dataset
+
+    task = _causal(prompt_template="EN: {source}\nDE: ")
+    task.prepare_tokenizer(gpt2_tokenizer)
+    assert gpt2_tokenizer.pad_token == gpt2_tokenizer.eos_token  # GPT-2 had none
+    ds = Dataset.from_dict({"en": ["The film was great."], "de": ["Der Film war toll."]})
+    row = task.encode(ds, "train", gpt2_tokenizer)[0]
+    ids, labels = row["input_ids"], row["labels"]
+    prompt = task.prompt_ids(["The film was great."], gpt2_tokenizer)[0]
+    assert ids[: len(prompt)] == prompt
+    assert labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt)
+    target = labels[len(prompt):]
+    assert target[-1] == gpt2_tokenizer.eos_token_id and ids[-1] == gpt2_tokenizer.eos_token_id
+    assert gpt2_tokenizer.decode(target[:-1]) == "Der Film war toll."
+
+
+def test_long_source_is_cut_but_the_cue_stays(gpt2_tokenizer):
+    task = _causal(prompt_template="EN: {source}\nDE: ", max_source_length=5)
+    task.prepare_tokenizer(gpt2_tokenizer)
+    long = "word " * 50
+    ids = task.prompt_ids([long], gpt2_tokenizer)[0]
+    assert gpt2_tokenizer.decode(ids).endswith("\nDE: ")
+    short = task.prompt_ids(["hi"], gpt2_tokenizer)[0]
+    assert len(ids) - len(short) <= 5
+
+
+def test_padding_sides():
+    rows = [{"input_ids": [5, 6, 7], "labels": [7]}, {"input_ids": [8], "labels": [8, 9]}]
+    right = pad_batch(rows, pad_id=0, left=False)
+    assert right["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert right["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert right["labels"].tolist() == [[7, IGNORE_INDEX], [8, 9]]
+    left = pad_batch([{"input_ids": [5, 6, 7]}, {"input_ids": [8]}], pad_id=0, left=True)
+    assert left["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert left["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_reference_lists_and_hub_pairs():
+    from finetune.tasks.generation import GenerationTask
+
+    summ = GenerationTask("summarization", DataSection(files={"t": "x"}, text_column="source", summary_column="target"), EvalSection())
+    batch = {"source": [["One.", "Two."]], "target": [["a", "b"]]}
+    assert summ.sources(batch) == ["One. Two."]
+    assert summ.references(batch) == [["a", "b"]]
+    assert summ.targets(batch) == ["a"]
+    mt = GenerationTask(
+        "translation",
+        DataSection(files={"t": "x"}, source_lang="en", target_lang="de", source_prefix="translate: "),
+        EvalSection(),
+    )
+    pairs = {"translation": [{"en": "Hello", "de": "Hallo"}]}
+    assert mt.sources(pairs) == ["translate: Hello"]
+    assert mt.references(pairs) == [["Hallo"]]
