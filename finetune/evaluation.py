@@ -5,27 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finetune import run_dir as rd
 from finetune.config import RunConfig
 
 
 def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
     from finetune.data import load_split
-    from finetune.models import load_tokenizer
-    from finetune.restore import load_trained_model
-    from finetune.tasks import get_task
-    from finetune.train import _eval_loader, make_accelerator
+    from finetune.restore import load_run_model
+    from finetune.train import make_accelerator, make_eval_loader
 
-    source = rd.model_dir(run, checkpoint)
     accelerator = make_accelerator(cfg)
-    task = get_task(cfg)
-    tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
-    task.prepare_tokenizer(tokenizer)
-    model = load_trained_model(cfg, task, source)
+    task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     raw = load_split(cfg.data, split)
     with accelerator.main_process_first():
         encoded = task.encode(raw, split, tokenizer)
-    loader = accelerator.prepare(_eval_loader(cfg, task, tokenizer, encoded))
+    loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded))
     model = accelerator.prepare(model)
     metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
     if accelerator.is_main_process:

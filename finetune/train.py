@@ -137,7 +137,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     accelerator.wait_for_everyone()
 
     train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds)
-    eval_loader = _eval_loader(cfg, task, tokenizer, eval_ds)
+    eval_loader = make_eval_loader(cfg, task, tokenizer, eval_ds)
     optimizer = _optimizer(cfg, model)
     model, optimizer, train_loader, eval_loader = accelerator.prepare(
         model, optimizer, train_loader, eval_loader
@@ -179,7 +179,7 @@ def _train_loader(cfg: RunConfig, task, tokenizer, ds):
     return loader, sampler
 
 
-def _eval_loader(cfg: RunConfig, task, tokenizer, ds):
+def make_eval_loader(cfg: RunConfig, task, tokenizer, ds):
     from torch.utils.data import DataLoader
 
     return DataLoader(

@@ -159,6 +159,13 @@ def test_lora_causal_run_reevaluates_to_the_same_score(tmp_path, tiny_generators
     assert again["chrf"] == pytest.approx(trained["chrf"])
     assert (run / "predictions_validation.jsonl").read_text() == first
 
+    # `finetune predict` generates with the run's own settings: the same text as eval.
+    records = [json.loads(line) for line in first.splitlines()[:3]]
+    result = run_cli("predict", str(run), *[r["source"] for r in records], env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["generated"] for a in answers] == [r["generated"] for r in records]
+
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_sentiment_on_generative_families(tmp_path, tiny_generators, sentiment_files, family):

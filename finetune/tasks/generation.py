@@ -183,6 +183,28 @@ class GenerationTask(Task):
         ]
         return metrics, records
 
+    def predict(self, model, tokenizer, texts: list[str]) -> list[dict]:
+        """Generated text for each input, with the run's own generation settings."""
+        import torch
+
+        device = next(model.parameters()).device
+        config = self.generation_config(_base_config(model), tokenizer)
+        ids = self.prompt_ids(texts, tokenizer)
+        size = self.eval_cfg.batch_size
+        answers = []
+        for start in range(0, len(ids), size):
+            batch = pad_batch([{"input_ids": x} for x in ids[start : start + size]],
+                              tokenizer.pad_token_id, left=self.pad_left)
+            with torch.no_grad():
+                out = model.generate(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    generation_config=config,
+                )
+            decoded, _ = self.decode(out, batch["input_ids"].shape[1], tokenizer)
+            answers += [{"source": t, "generated": g} for t, g in zip(texts[start : start + size], decoded)]
+        return answers
+
     def score(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
         from finetune.metrics import load_metric
 
