@@ -46,16 +46,29 @@ def _default(field) -> str:
     return f"`{json.dumps(value)}`"
 
 
+def _is_section(annotation) -> bool:
+    return isinstance(annotation, type) and hasattr(annotation, "model_fields")
+
+
+def _rows(prefix: str, section) -> list[str]:
+    """One table row per field; a nested section (eval.generation) adds its own rows."""
+    rows = []
+    for key, sub in section.model_fields.items():
+        if _is_section(sub.annotation):
+            rows += _rows(f"{prefix}.{key}", sub.annotation)
+            continue
+        desc = (sub.description or "").replace("|", "\\|")
+        rows.append(f"| `{prefix}.{key}` | {_type(sub)} | {_default(sub)} | {desc} |")
+    return rows
+
+
 def render() -> str:
     parts = [INTRO]
     for name, field in RunConfig.model_fields.items():
         parts.append(f"\n## `{name}`\n")
-        section = field.annotation
-        if isinstance(section, type) and hasattr(section, "model_fields"):
+        if _is_section(field.annotation):
             parts.append("| key | type | default | description |\n|---|---|---|---|")
-            for key, sub in section.model_fields.items():
-                desc = (sub.description or "").replace("|", "\\|")
-                parts.append(f"| `{name}.{key}` | {_type(sub)} | {_default(sub)} | {desc} |")
+            parts += _rows(name, field.annotation)
         else:
             parts.append(f"{_type(field)}, {_default(field)}. What to train; picks the model head and metrics.")
         parts.append(f"\n```yaml\n{EXAMPLES[name]}\n```")

@@ -24,9 +24,16 @@ def test_every_field_is_documented_and_examples_validate():
     from finetune.config import RunConfig, validate
 
     page = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
+
+    def leaves(prefix, section):
+        for key, sub in section.model_fields.items():
+            nested = getattr(sub.annotation, "model_fields", None)
+            yield from leaves(f"{prefix}.{key}", sub.annotation) if nested else [f"{prefix}.{key}"]
+
     for name, field in RunConfig.model_fields.items():
-        for key in getattr(field.annotation, "model_fields", {}):
-            assert f"`{name}.{key}`" in page, f"{name}.{key}"
+        if hasattr(field.annotation, "model_fields"):
+            for dotted in leaves(name, field.annotation):
+                assert f"`{dotted}`" in page, dotted
     merged = {}
     for text in _generator().EXAMPLES.values():
         merged.update(yaml.safe_load(text))
