@@ -3,7 +3,7 @@ prompt then target then EOS; only the target tokens count in the loss."""
 
 from __future__ import annotations
 
-from finetune.data import cached_map, tokenizer_fingerprint
+from finetune.data import cached_map
 from finetune.errors import ModelError
 from finetune.tasks.generation import DEFAULT_TEMPLATES, IGNORE_INDEX, GenerationTask, pad_batch
 
@@ -60,16 +60,8 @@ class CausalTask(GenerationTask):
                 labels.append([IGNORE_INDEX] * len(prompt) + target)
             return {"input_ids": ids, "labels": labels}
 
-        key = {
-            "task": f"{self.kind}-{self.name}",
-            "tokenizer": tokenizer_fingerprint(tokenizer),
-            "lengths": [d.max_source_length, d.max_target_length],
-            "columns": self._columns(),
-            "langs": [d.source_lang, d.target_lang],
-            "prefix": d.source_prefix,
-            "template": self.template(),
-        }
-        return cached_map(ds, tokenize, key=key, data=self.data)
+        return cached_map(ds, tokenize, key={**self.cache_key(tokenizer), "template": self.template()},
+                          data=self.data)
 
     def collator(self, tokenizer, pad_to_multiple_of: int | None):
         pad_id = tokenizer.pad_token_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from finetune.config import DataSection, EvalSection
-from finetune.data import require_columns
+from finetune.data import require_columns, tokenizer_fingerprint
 from finetune.errors import DataError
 from finetune.tasks.base import Task
 
@@ -90,6 +90,18 @@ class GenerationTask(Task):
     def fit_to_data(self, splits) -> None:
         for split in splits:
             self.check_columns(splits[split], split)
+
+    def cache_key(self, tokenizer) -> dict:
+        """Everything that changes the tokenized rows; a change makes a new cache entry."""
+        d = self.data
+        return {
+            "task": f"{self.kind}-{self.name}",
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "lengths": [d.max_source_length, d.max_target_length],
+            "columns": self._columns(),
+            "langs": [d.source_lang, d.target_lang],
+            "prefix": d.source_prefix,
+        }
 
     # ------------------------------------------------------------------ generation
     def generation_config(self, model_config, tokenizer):

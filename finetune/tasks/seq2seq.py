@@ -3,7 +3,7 @@ to the encoder, the target is the decoder's label sequence."""
 
 from __future__ import annotations
 
-from finetune.data import cached_map, tokenizer_fingerprint
+from finetune.data import cached_map
 from finetune.tasks.generation import IGNORE_INDEX, GenerationTask
 
 
@@ -22,15 +22,7 @@ class Seq2SeqTask(GenerationTask):
             out["labels"] = labels["input_ids"]
             return out
 
-        key = {
-            "task": f"{self.kind}-{self.name}",
-            "tokenizer": tokenizer_fingerprint(tokenizer),
-            "lengths": [d.max_source_length, d.max_target_length],
-            "columns": self._columns(),
-            "langs": [d.source_lang, d.target_lang],
-            "prefix": d.source_prefix,
-        }
-        return cached_map(ds, tokenize, key=key, data=self.data)
+        return cached_map(ds, tokenize, key=self.cache_key(tokenizer), data=self.data)
 
     def collator(self, tokenizer, pad_to_multiple_of: int | None):
         from transformers import DataCollatorForSeq2Seq

@@ -10,9 +10,9 @@ that the libraries are installed before it copies the script into its module
 cache.
 """
 
-import datasets
 import evaluate
 from sklearn.metrics import accuracy_score
+from finetune.metrics.shapes import label_features
 
 _DESCRIPTION = """
 Accuracy is the fraction of predictions that equal their reference label:
@@ -59,14 +59,7 @@ class Accuracy(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            # int32 labels: class ids from a classification head; floats would
-            # hint at passing logits by mistake and are rejected by the cast.
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("int32"),
-                    "references": datasets.Value("int32"),
-                }
-            ),
+            features=label_features(),
             reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html"],
         )
 

@@ -8,9 +8,9 @@ Loaded by path (``evaluate.load(".../chrf")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
 """
 
-import datasets
 import evaluate
 from sacrebleu.metrics import CHRF
+from finetune.metrics.shapes import reference_streams, text_features
 
 _DESCRIPTION = """
 chrF (Popovic, 2015) is an F-score over character n-grams (up to 6 by default)
@@ -73,22 +73,6 @@ _CITATION = """
 """
 
 
-def _reference_streams(references):
-    """Turn per-example reference lists into sacrebleu's per-position streams.
-
-    sacrebleu wants ``refs[k][i]`` = k-th reference of example i. Examples
-    with fewer references are padded with ``None``, which sacrebleu drops per
-    segment; an empty-string pad would instead compete as a (bad) reference.
-    (Duplicated in sacrebleu.py on purpose: evaluate copies each module file
-    into its cache on its own, so modules cannot share a helper file.)
-    """
-    per_example = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
-    for i, refs in enumerate(per_example):
-        if len(refs) == 0:
-            raise ValueError(f"example {i} has no reference")
-    n_streams = max(len(refs) for refs in per_example)
-    return [[refs[k] if k < len(refs) else None for refs in per_example] for k in range(n_streams)]
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Chrf(evaluate.Metric):
@@ -98,22 +82,7 @@ class Chrf(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             homepage="https://github.com/mjpost/sacrebleu",
-            # Two accepted shapes: evaluate picks the one matching the first
-            # example, so a batch must use a single shape throughout.
-            features=[
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string"),
-                        "references": datasets.Sequence(datasets.Value("string")),
-                    }
-                ),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string"),
-                        "references": datasets.Value("string"),
-                    }
-                ),
-            ],
+            features=text_features(),
             codebase_urls=["https://github.com/mjpost/sacrebleu"],
             reference_urls=["https://github.com/m-popovic/chrF"],
         )
@@ -141,7 +110,7 @@ class Chrf(evaluate.Metric):
             whitespace=whitespace,
             eps_smoothing=eps_smoothing,
         )
-        result = chrf.corpus_score(list(predictions), _reference_streams(references))
+        result = chrf.corpus_score(list(predictions), reference_streams(references))
         return {
             "score": float(result.score),
             "char_order": int(result.char_order),

@@ -8,10 +8,10 @@ Loaded by path (``evaluate.load(".../f1")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
 """
 
-import datasets
 import evaluate
 import numpy as np
 from sklearn.metrics import f1_score
+from finetune.metrics.shapes import label_features
 
 _DESCRIPTION = """
 F1 is the harmonic mean of precision and recall: 2 * P * R / (P + R).
@@ -68,12 +68,7 @@ class F1(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("int32"),
-                    "references": datasets.Value("int32"),
-                }
-            ),
+            features=label_features(),
             reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"],
         )
 

@@ -10,10 +10,10 @@ Imports must stay at column 0: evaluate scans this file's import lines.
 
 import re
 
-import datasets
 import evaluate
 import numpy as np
 from rouge_score import rouge_scorer
+from finetune.metrics.shapes import text_features
 
 _DESCRIPTION = """
 ROUGE (Lin, 2004) compares a generated summary with reference summaries:
@@ -125,22 +125,7 @@ class Rouge(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            # Two accepted shapes: evaluate picks the one matching the first
-            # example, so a batch must use a single shape throughout.
-            features=[
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string"),
-                        "references": datasets.Sequence(datasets.Value("string")),
-                    }
-                ),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string"),
-                        "references": datasets.Value("string"),
-                    }
-                ),
-            ],
+            features=text_features(),
             codebase_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
             reference_urls=["https://aclanthology.org/W04-1013"],
         )

@@ -11,9 +11,9 @@ evaluate imports it as ``evaluate_modules.metrics.sacrebleu.<hash>.sacrebleu``
 and the ``from sacrebleu...`` import below is absolute.
 """
 
-import datasets
 import evaluate
 from sacrebleu.metrics import BLEU
+from finetune.metrics.shapes import reference_streams, text_features
 
 _DESCRIPTION = """
 BLEU (Papineni et al., 2002) as computed by SacreBLEU (Post, 2018): n-gram
@@ -76,22 +76,6 @@ _CITATION = """
 """
 
 
-def _reference_streams(references):
-    """Turn per-example reference lists into sacrebleu's per-position streams.
-
-    sacrebleu wants ``refs[k][i]`` = k-th reference of example i, i.e. the
-    transpose of what a dataset holds. Examples with fewer references are
-    padded with ``None``, which sacrebleu drops per segment, so padding does
-    not change any statistic (an empty-string pad would, via the brevity
-    penalty's closest reference length).
-    """
-    per_example = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
-    for i, refs in enumerate(per_example):
-        if len(refs) == 0:
-            raise ValueError(f"example {i} has no reference")
-    n_streams = max(len(refs) for refs in per_example)
-    return [[refs[k] if k < len(refs) else None for refs in per_example] for k in range(n_streams)]
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Sacrebleu(evaluate.Metric):
@@ -101,22 +85,7 @@ class Sacrebleu(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             homepage="https://github.com/mjpost/sacrebleu",
-            # Two accepted shapes: evaluate picks the one matching the first
-            # example, so a batch must use a single shape throughout.
-            features=[
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string"),
-                        "references": datasets.Sequence(datasets.Value("string")),
-                    }
-                ),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Value("string"),
-                        "references": datasets.Value("string"),
-                    }
-                ),
-            ],
+            features=text_features(),
             codebase_urls=["https://github.com/mjpost/sacrebleu"],
             reference_urls=["https://github.com/mjpost/sacrebleu"],
         )
@@ -145,7 +114,7 @@ class Sacrebleu(evaluate.Metric):
             smooth_value=smooth_value,
             effective_order=use_effective_order,
         )
-        result = bleu.corpus_score(list(predictions), _reference_streams(references))
+        result = bleu.corpus_score(list(predictions), reference_streams(references))
         # Plain Python types so the dict can go straight into JSON logs.
         return {
             "score": float(result.score),
