@@ -226,14 +226,18 @@ def train_loop(run: Run) -> dict[str, float]:
                 loss_sum.zero_()
                 loss_count = 0
             if cfg.eval_every and step % cfg.eval_every == 0:
+                window.pause()  # evaluation time is not training throughput
                 metrics = evaluate(run, step, _epoch(run, step))
+                window.resume()
                 last_eval_step = step
             if step >= run.total_steps:
                 break
         else:
             epoch += 1
             if cfg.eval_each_epoch and step != last_eval_step:
+                window.pause()  # evaluation time is not training throughput
                 metrics = evaluate(run, step, float(epoch))
+                window.resume()
                 last_eval_step = step
             continue
         break
@@ -258,12 +262,25 @@ class Throughput:
         self.tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
         self.samples = 0
         self.start = time.perf_counter()
+        # Startup as users feel it: process start to the end of the first micro-batch; reported
+        # once, in the first `rates()` (on GPUs: when that batch's kernels were queued).
+        self.first_step_seconds: float | None = None
+        self._first_reported = False
 
     def add(self, batch) -> None:
+        if self.first_step_seconds is None:
+            self.first_step_seconds = seconds_since_process_start()
         mask = batch.get("attention_mask")
         if mask is not None:
             self.tokens += mask.sum()
             self.samples += mask.shape[0]
+
+    def pause(self) -> None:
+        self._paused_at = time.perf_counter()
+
+    def resume(self) -> None:
+        """Shift the window's start past the pause, so evaluation time is not counted as training."""
+        self.start += time.perf_counter() - self._paused_at
 
     def rates(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
@@ -273,10 +290,19 @@ class Throughput:
             "tokens_per_s": self.tokens.item() * procs / elapsed,
             "peak_memory_mb": peak_memory_mb(self.acc.device),
         }
+        if not self._first_reported and self.first_step_seconds is not None:
+            out["first_step_seconds"] = self.first_step_seconds
+            self._first_reported = True
         self.tokens.zero_()
         self.samples = 0
         self.start = time.perf_counter()
         return out
+
+
+def seconds_since_process_start() -> float:
+    import psutil  # an accelerate dependency
+
+    return time.time() - psutil.Process().create_time()
 
 
 def peak_memory_mb(device) -> float:
