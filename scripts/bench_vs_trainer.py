@@ -205,6 +205,8 @@ def main() -> None:
     print(f"work: {args.rows} rows, {args.steps} steps x batch {args.batch_size}, max_length "
           f"{args.max_length}, eval 872 dev rows, {args.repeats} repeats, alternating {names}", flush=True)
 
+    out = ROOT / args.out  # rewritten after every run, so an interrupted benchmark keeps its data
+    out.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for repeat in range(args.repeats):
         for name in names:
@@ -213,6 +215,7 @@ def main() -> None:
             print(f"  [{repeat + 1}/{args.repeats}] {name:16s} {result['train_samples'] / result['train_seconds']:7.1f} "
                   f"samples/s  wall {result['wall_s']:6.1f}s  rss {result['peak_rss_mb']:6.0f} MiB  "
                   f"acc {result['accuracy']:.4f}", flush=True)
+            out.write_text(json.dumps({"partial": True, "runs": runs}, indent=2) + "\n", encoding="utf-8")
     peak = max(peak_before, matmul_peak_gflops(args.threads))
 
     # Training FLOPs per token: 6N for full training; LoRA needs no weight gradients of the
@@ -246,8 +249,6 @@ def main() -> None:
         print(f"{'first step (s since process start), median':45s} "
               f"{statistics.median(r['first_step_seconds'] for r in runs['ours-full']):8.1f}")
 
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "settings": {k: str(v) for k, v in vars(args).items()}, "params": total, "non_embedding_params": non_embedding,
         "matmul_peak_gflops": peak, "summary": summary, "ratios": ratios, "runs": runs,
