@@ -82,8 +82,9 @@ def model_params() -> tuple[int, int]:
     return total, total - embed
 
 
-def run_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """Run to completion; (wall seconds, peak RSS MiB of the process tree, stdout)."""
+def run_measured(cmd: list[str], env: dict) -> tuple[float, float, float, str]:
+    """Run to completion; (wall s, CPU s, peak RSS MiB of the process tree, stdout). CPU seconds
+    hardly move when other jobs share the cores, so they back up wall times on a busy machine."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -95,7 +96,7 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
         text = out.read()
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{text[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, text
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
 # ----------------------------------------------------------------------------- cases
@@ -125,7 +126,7 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
     config = work / "sst2-minilm.yaml"
     config.write_text("task: sentiment\nmodel:\n  name_or_path: x\ndata:\n  files: {}\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "finetune", "train", "--config", str(config), "--overwrite", *overrides]
-    wall, rss, _ = run_measured(cmd, env)
+    wall, cpu, rss, _ = run_measured(cmd, env)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     seconds = samples = tokens = 0.0
@@ -140,7 +141,7 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
     weights = run / "model" / ("adapter_model.safetensors" if lora else "model.safetensors")
     return {
         "train_seconds": seconds, "train_samples": samples, "train_tokens": tokens,
-        "accuracy": accuracy, "wall_s": wall, "peak_rss_mb": rss,
+        "accuracy": accuracy, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss,
         "first_step_seconds": train[0].get("first_step_seconds"),
         "weights_bytes": weights.stat().st_size,
     }
@@ -155,9 +156,9 @@ def trainer(args, work: Path, name: str, env: dict) -> dict:
         "--max-length", str(args.max_length), "--lr", str(args.lr), "--seed", str(args.seed),
         "--threads", str(args.threads),
     ] + (["--pad-to-max-length"] if name == "trainer-pad128" else [])
-    wall, rss, text = run_measured(cmd, env)
+    wall, cpu, rss, text = run_measured(cmd, env)
     line = next(l for l in text.splitlines() if l.startswith("RESULT "))
-    return {**json.loads(line[len("RESULT "):]), "wall_s": wall, "peak_rss_mb": rss}
+    return {**json.loads(line[len("RESULT "):]), "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss}
 
 
 # ----------------------------------------------------------------------------- report
@@ -174,6 +175,8 @@ def summarise(runs: list[dict], flops_per_token: float, peak: float) -> dict:
         "samples_per_s": statistics.median(samples_s),
         "tokens_per_s": tok,
         "wall_s": med("wall_s"),
+        "cpu_s": med("cpu_s"),
+        "load_avg": med("load_avg"),
         "peak_rss_mb": med("peak_rss_mb"),
         "accuracy": med("accuracy"),
         "mfu_pct": 100 * tok * flops_per_token / (peak * 1e9),
@@ -211,6 +214,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         for name in names:
             result = (ours if name.startswith("ours") else trainer)(args, work, name, env)
+            result["load_avg"] = os.getloadavg()[0]  # context: how busy the cores were
             runs[name].append(result)
             print(f"  [{repeat + 1}/{args.repeats}] {name:16s} {result['train_samples'] / result['train_seconds']:7.1f} "
                   f"samples/s  wall {result['wall_s']:6.1f}s  rss {result['peak_rss_mb']:6.0f} MiB  "
@@ -223,11 +227,12 @@ def main() -> None:
     summary = {
         n: summarise(r, (4 if n == "ours-lora" else 6) * non_embedding, peak) for n, r in runs.items()
     }
-    header = f"{'case':16s} {'samples/s':>10s} {'tokens/s':>9s} {'wall s':>7s} {'RSS MiB':>8s} {'acc':>7s} {'MFU %':>6s}"
+    header = (f"{'case':16s} {'samples/s':>10s} {'tokens/s':>9s} {'wall s':>7s} {'CPU s':>7s} "
+              f"{'RSS MiB':>8s} {'acc':>7s} {'MFU %':>6s} {'load':>5s}")
     print("\n" + header + "\n" + "-" * len(header))
     for n, s in summary.items():
-        print(f"{n:16s} {s['samples_per_s']:10.1f} {s['tokens_per_s']:9.0f} {s['wall_s']:7.1f} "
-              f"{s['peak_rss_mb']:8.0f} {s['accuracy']:7.4f} {s['mfu_pct']:6.1f}")
+        print(f"{n:16s} {s['samples_per_s']:10.1f} {s['tokens_per_s']:9.0f} {s['wall_s']:7.1f} {s['cpu_s']:7.1f} "
+              f"{s['peak_rss_mb']:8.0f} {s['accuracy']:7.4f} {s['mfu_pct']:6.1f} {s['load_avg']:5.1f}")
 
     ratios = {}
     full = summary.get("ours-full")
@@ -235,6 +240,7 @@ def main() -> None:
         if full and base in summary:
             ratios[f"samples_per_s ours-full/{base}"] = full["samples_per_s"] / summary[base]["samples_per_s"]
             ratios[f"wall ours-full/{base}"] = full["wall_s"] / summary[base]["wall_s"]
+            ratios[f"cpu ours-full/{base}"] = full["cpu_s"] / summary[base]["cpu_s"]
             ratios[f"accuracy points ours-full - {base}"] = 100 * (full["accuracy"] - summary[base]["accuracy"])
     if full and "ours-lora" in summary:
         ratios["peak_rss ours-lora/ours-full"] = summary["ours-lora"]["peak_rss_mb"] / full["peak_rss_mb"]
