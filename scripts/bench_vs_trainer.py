@@ -158,7 +158,13 @@ def trainer(args, work: Path, name: str, env: dict) -> dict:
     ] + (["--pad-to-max-length"] if name == "trainer-pad128" else [])
     wall, cpu, rss, text = run_measured(cmd, env)
     line = next(l for l in text.splitlines() if l.startswith("RESULT "))
-    return {**json.loads(line[len("RESULT "):]), "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss}
+    result = json.loads(line[len("RESULT "):])
+    # The collator also counts the batch the DataLoader prefetches past the last step; scale to
+    # the steps actually trained, as ours counts them.
+    trained = args.steps * args.batch_size
+    result["train_tokens"] *= trained / result["train_samples"]
+    result["train_samples"] = trained
+    return {**result, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss}
 
 
 # ----------------------------------------------------------------------------- report
