@@ -23,8 +23,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: importing rich to draw boxes doubled `--help` time
 )
-config_app = typer.Typer(help="Show, check or describe run configs.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Show, check or describe run configs.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(config_app, name="config")
 
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. training.lr=3e-5 lora.r=16", show_default=False)

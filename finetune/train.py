@@ -248,6 +248,14 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     saved_step = pos.step if pos.step else -1
     metrics: dict[str, float] = {}
 
+    def evaluate_now(epoch: float) -> dict:
+        guard.check()
+        window.pause()  # evaluation time is not training time: keep it out of samples/s
+        result = evaluate(run, pos.step, epoch)
+        window.resume()
+        pos.last_eval_step = pos.step
+        return result
+
     def checkpoint() -> None:
         nonlocal saved_step
         guard.check()  # never save diverged weights
@@ -291,9 +299,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
                     loss_sum.zero_()
                     pos.loss_count = 0
                 if cfg.eval_every and pos.step % cfg.eval_every == 0:
-                    guard.check()
-                    metrics = evaluate(run, pos.step, _epoch(run, pos.step))
-                    pos.last_eval_step = pos.step
+                    metrics = evaluate_now(_epoch(run, pos.step))
                 if (cfg.save_every and pos.step % cfg.save_every == 0) or stop.requested:
                     checkpoint()
                 if pos.step >= run.total_steps or stop.requested:
@@ -302,9 +308,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
                 pos.epoch += 1
                 pos.batches_in_epoch = 0
                 if cfg.eval_each_epoch and pos.step != pos.last_eval_step:
-                    guard.check()
-                    metrics = evaluate(run, pos.step, float(pos.epoch))
-                    pos.last_eval_step = pos.step
+                    metrics = evaluate_now(float(pos.epoch))
                 continue
             break
         if stop.requested:
@@ -366,12 +370,25 @@ class Throughput:
         self.tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
         self.samples = 0
         self.start = time.perf_counter()
+        # Startup as users feel it: process start to the end of the first micro-batch; reported
+        # once, in the first `rates()` (on GPUs: when that batch's kernels were queued).
+        self.first_step_seconds: float | None = None
+        self._first_reported = False
 
     def add(self, batch) -> None:
+        if self.first_step_seconds is None:
+            self.first_step_seconds = seconds_since_process_start()
         mask = batch.get("attention_mask")
         if mask is not None:
             self.tokens += mask.sum()
             self.samples += mask.shape[0]
+
+    def pause(self) -> None:
+        self._paused_at = time.perf_counter()
+
+    def resume(self) -> None:
+        """Shift the window's start past the pause, so evaluation time is not counted as training."""
+        self.start += time.perf_counter() - self._paused_at
 
     def rates(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
@@ -381,10 +398,19 @@ class Throughput:
             "tokens_per_s": self.tokens.item() * procs / elapsed,
             "peak_memory_mb": peak_memory_mb(self.acc.device),
         }
+        if not self._first_reported and self.first_step_seconds is not None:
+            out["first_step_seconds"] = self.first_step_seconds
+            self._first_reported = True
         self.tokens.zero_()
         self.samples = 0
         self.start = time.perf_counter()
         return out
+
+
+def seconds_since_process_start() -> float:
+    import psutil  # an accelerate dependency
+
+    return time.time() - psutil.Process().create_time()
 
 
 def peak_memory_mb(device) -> float:

@@ -1,0 +1,59 @@
+"""How long `finetune --help` takes, as a user starts it (`python -m finetune --help` in a fresh
+process): prints the median of N runs and the import time of the CLI module. Target: < 0.5 s.
+
+    python scripts/bench_startup.py --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds): CPU time barely moves when other jobs share the cores."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, cmd
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=10)
+    args = p.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    commands = {
+        "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
+        "finetune --help": [sys.executable, "-m", "finetune", "--help"],
+        "finetune config validate": [
+            sys.executable, "-m", "finetune", "config", "validate", str(ROOT / "configs/quickstart.yaml")
+        ],
+    }
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(args.runs):  # interleaved, so load from other processes hits all alike
+        for name, cmd in commands.items():
+            times[name].append(timed(cmd, env))
+    for name, pairs in times.items():
+        wall, cpu = [w for w, _ in pairs], [c for _, c in pairs]
+        print(f"{name:38s} median {statistics.median(wall):.3f} s wall (min {min(wall):.3f}, "
+              f"max {max(wall):.3f}), {statistics.median(cpu):.3f} s CPU, n={len(pairs)}")
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, finetune.cli; print(sorted(m for m in "
+         "('torch', 'transformers', 'datasets', 'peft', 'accelerate') if m in sys.modules))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    print(f"heavy modules imported by finetune.cli: {heavy}")
+
+
+if __name__ == "__main__":
+    main()
