@@ -18,7 +18,7 @@ import pytest
 from conftest import QUIET_ENV, ROOT, run_cli, write_config
 
 # Fields that measure the machine (speed, memory, wall time), not the training.
-TIMING = {"time", "samples_per_s", "tokens_per_s", "peak_memory_mb", "eval_seconds"}
+TIMING = {"time", "samples_per_s", "tokens_per_s", "peak_memory_mb", "eval_seconds", "first_step_seconds"}
 
 
 def _config(path: Path, model, files, out: Path, **training) -> Path:
