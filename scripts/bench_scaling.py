@@ -1,5 +1,5 @@
 """How training time and memory grow with sequence length, model size and data size: measured
-points for docs/performance.md.
+points for the README's Performance section.
 
 Runs `finetune train` (subprocess, as users do) on SST-2 dev sentences (longer than the train
 phrases, so max_length truncates) and reports in-loop samples/s, tokens/s, peak RSS and wall time:

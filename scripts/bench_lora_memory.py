@@ -1,0 +1,59 @@
+"""Peak memory of LoRA against a full fine-tune of the same model, through the real CLI.
+
+Each run is a fresh `python -m finetune train` process; its peak RSS comes from the kernel
+(getrusage of the finished child), so library imports count the same on both sides.
+
+    python scripts/bench_lora_memory.py --config configs/multi30k-smollm2-lora.yaml --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def peak_rss_mib(config: str, lora: bool, steps: int, extra: list[str]) -> tuple[float, float]:
+    """Run one training process; return (its peak RSS in MiB, wall seconds)."""
+    with tempfile.TemporaryDirectory() as out:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "finetune", "train", "--config", config,
+             f"lora.enabled={str(lora).lower()}", f"training.max_steps={steps}",
+             "training.eval_before_training=false", "data.max_eval_samples=8",
+             f"training.output_dir={out}/run", *extra],
+            check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # RUSAGE_CHILDREN keeps the largest child so far: run the smaller (LoRA) case first.
+    if peak == before and before:
+        raise SystemExit("run the LoRA case first: ru_maxrss of children only grows")
+    return peak / 1024, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("overrides", nargs="*", help="extra dotted overrides for both runs")
+    args = parser.parse_args()
+    lora, lora_wall = peak_rss_mib(args.config, True, args.steps, args.overrides)
+    full, full_wall = peak_rss_mib(args.config, False, args.steps, args.overrides)
+    result = {"config": args.config, "steps": args.steps, "lora_peak_rss_mib": round(lora),
+              "full_peak_rss_mib": round(full), "ratio": round(lora / full, 3),
+              "lora_wall_s": round(lora_wall, 1), "full_wall_s": round(full_wall, 1)}
+    print(f"peak RSS: LoRA {lora:.0f} MiB, full {full:.0f} MiB, ratio {lora / full:.3f} (target <= 0.8)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
