@@ -490,6 +490,7 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
                 # The base config carries the label names an adapter needs on reload.
                 model.base_model.model.config.save_pretrained(tmp)
             run.tokenizer.save_pretrained(tmp)
+            run.task.save_alongside(model, run.tokenizer, tmp)
             for name, content in (extra or {}).items():
                 (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
     run.accelerator.wait_for_everyone()

@@ -150,6 +150,9 @@ def test_lora_causal_run_reevaluates_to_the_same_score(tmp_path, tiny_generators
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "model" / "adapter_model.safetensors").is_file()
+    # The saved model decodes as evaluation did: the run's generation settings travel with it.
+    saved = json.loads((run / "model" / "generation_config.json").read_text())
+    assert saved["num_beams"] == 2 and saved["do_sample"] is False
     trained = json.loads((run / "eval_validation.json").read_text())
     first = (run / "predictions_validation.jsonl").read_text()
     result = run_cli("eval", str(run), env=ENV)
@@ -277,6 +280,9 @@ def test_gguf_lora_trains_saves_and_reloads(tmp_path, gen_data):
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "model" / "adapter_model.safetensors").is_file()
+    # The saved model decodes as evaluation did: the run's generation settings travel with it.
+    saved = json.loads((run / "model" / "generation_config.json").read_text())
+    assert saved["num_beams"] == 2 and saved["do_sample"] is False
     trained = json.loads((run / "eval_validation.json").read_text())
     result = run_cli("eval", str(run))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -53,3 +53,6 @@ class Task:
     def write_figures(self, run_dir: Path, split: str, records: list[dict]) -> list[Path]:
         """Pictures of an evaluation (confusion matrix...) next to eval_<split>.json."""
         return []
+
+    def save_alongside(self, model, tokenizer, directory: Path) -> None:
+        """Extra files a saved model needs to behave as it did in evaluation."""

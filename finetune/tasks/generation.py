@@ -125,6 +125,11 @@ class GenerationTask(Task):
             **sampling,
         )
 
+    def save_alongside(self, model, tokenizer, directory) -> None:
+        # generate() and pipeline() read generation_config.json: the saved model then decodes
+        # as `finetune eval` did, not with the checkpoint's defaults.
+        self.generation_config(_base_config(model), tokenizer).save_pretrained(directory)
+
     def eos_token_id(self, tokenizer) -> int | None:
         return tokenizer.eos_token_id
 
