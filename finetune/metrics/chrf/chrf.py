@@ -73,7 +73,6 @@ _CITATION = """
 """
 
 
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Chrf(evaluate.Metric):
     def _info(self):
