@@ -282,7 +282,7 @@ def test_gguf_lora_trains_saves_and_reloads(tmp_path, gen_data):
     assert (run / "model" / "adapter_model.safetensors").is_file()
     # The saved model decodes as evaluation did: the run's generation settings travel with it.
     saved = json.loads((run / "model" / "generation_config.json").read_text())
-    assert saved["num_beams"] == 2 and saved["do_sample"] is False
+    assert saved["max_new_tokens"] == 4 and saved.get("num_beams", 1) == 1
     trained = json.loads((run / "eval_validation.json").read_text())
     result = run_cli("eval", str(run))
     assert result.returncode == 0, result.stderr[-3000:]
