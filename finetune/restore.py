@@ -14,6 +14,16 @@ def is_adapter(model_dir: Path) -> bool:
     return (model_dir / ADAPTER_CONFIG).is_file()
 
 
+def save_beside(model, tokenizer, task, directory: Path) -> None:
+    """What `load_trained_model` needs next to the weights: the model config (for an adapter,
+    the base model's, which carries the label names), the tokenizer, and the task's own files
+    (a generation config)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.config.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    task.save_alongside(model, tokenizer, directory)
+
+
 def load_trained_model(cfg: RunConfig, task, model_dir: Path):
     """Load what `finetune train` saved. Both kinds of directory hold the model's config.json
     (an adapter's is the base model's, saved beside it), from which the task restores its

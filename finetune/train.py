@@ -477,7 +477,7 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
     import json
 
     from finetune.checkpoint import atomic_dir
-    from finetune.restore import is_adapter
+    from finetune.restore import save_beside
 
     run.accelerator.wait_for_everyone()
     # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
@@ -486,11 +486,7 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
         model = run.accelerator.unwrap_model(run.model)
         with atomic_dir(target) as tmp:
             model.save_pretrained(tmp, state_dict=state_dict)
-            if is_adapter(tmp):
-                # The base config carries the label names an adapter needs on reload.
-                model.base_model.model.config.save_pretrained(tmp)
-            run.tokenizer.save_pretrained(tmp)
-            run.task.save_alongside(model, run.tokenizer, tmp)
+            save_beside(model, run.tokenizer, run.task, tmp)
             for name, content in (extra or {}).items():
                 (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
     run.accelerator.wait_for_everyone()

@@ -17,6 +17,7 @@ from finetune import checkpoint as ck
 from finetune import run_dir as rd
 from finetune.config import RunConfig
 from finetune.errors import ConfigError
+from finetune.restore import save_beside
 
 # Changing any of these makes the saved state meaningless (other weights, other data order).
 # Everything else (max_steps, epochs, save_every, eval cadence...) may change to extend a run.
@@ -109,7 +110,8 @@ def save(run, pos: Position) -> Path:
         try:
             acc.save_state(str(tmp))
             if acc.is_main_process:
-                _save_loadable_extras(run, tmp)
+                # Loadable like a finished model: `finetune eval --checkpoint step-N`.
+                save_beside(acc.unwrap_model(run.model), run.tokenizer, run.task, tmp)
                 (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
                 (tmp / ck.STATE_FILE).write_text(json.dumps(asdict(pos), indent=2), encoding="utf-8")
         except BaseException:
@@ -121,17 +123,6 @@ def save(run, pos: Position) -> Path:
         ck.prune(run.out, run.cfg.training.keep_checkpoints, pos.best.get("step"))
     acc.wait_for_everyone()
     return target
-
-
-def _save_loadable_extras(run, tmp: Path) -> None:
-    """The model config (with the label names) and tokenizer, so `finetune eval --checkpoint
-    step-N` can load a checkpoint like a finished model."""
-    from peft import PeftModel
-
-    inner = run.accelerator.unwrap_model(run.model)
-    config = inner.base_model.model.config if isinstance(inner, PeftModel) else inner.config
-    config.save_pretrained(tmp)
-    run.tokenizer.save_pretrained(tmp)
 
 
 def load(run, checkpoint: Path) -> Position:
