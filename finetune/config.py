@@ -108,7 +108,12 @@ class LoraSection(Section):
     enabled: bool = False
     r: int = Field(8, gt=0)
     alpha: int = Field(16, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
+    dropout: float = Field(
+        0.0, ge=0, lt=1,
+        description="Dropout on the adapters' input. Off by default (as in peft): above 0 every "
+        "adapted layer keeps its own copy of its input and mask for backward, about 40% more "
+        "activation memory on SmolLM2.",
+    )
     target_modules: Union[Literal["auto"], list[str]] = Field(
         "auto", description="`auto`: the attention projections of the architecture."
     )
@@ -133,6 +138,13 @@ class TrainingSection(Section):
     eval_before_training: bool = False
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
     num_workers: int = Field(0, ge=0)
+    mmap_threshold_mb: float | None = Field(
+        1.0, gt=0, le=32,
+        description="Linux (glibc): host allocations this large are mapped from the OS and "
+        "returned to it when freed, so peak RSS follows the live tensors rather than a heap "
+        "fragmented by varying batch shapes (MiniLM LoRA: -11% peak RSS, -3% speed). null: "
+        "glibc's adaptive default.",
+    )
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list,
         description="Trackers besides metrics.jsonl: tensorboard (events in <run>/tensorboard), wandb.",

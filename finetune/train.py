@@ -13,6 +13,7 @@ from finetune import run_dir as rd
 from finetune import train_state
 from finetune.config import RunConfig
 from finetune.errors import ConfigError, RunDirError, TrainingStopped
+from finetune.host_memory import fix_mmap_threshold
 from finetune.train_state import Position
 
 
@@ -42,6 +43,7 @@ class Run:
 def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None) -> dict[str, float]:
     """`resume`: None (a new run), 'latest' (the newest checkpoint of `out`), or a path to a
     run directory or to one of its checkpoints."""
+    fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     checkpoint = None
     if resume:
         if overwrite:
