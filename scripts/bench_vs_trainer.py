@@ -42,6 +42,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lora-lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed rounds of ours-full and trainer-dynamic first (cold caches, CPU clocks)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--bf16", action="store_true", help="also run ours under bf16 autocast")
     p.add_argument("--cases", default="", help="comma-separated subset of case names")
@@ -217,6 +219,9 @@ def main() -> None:
     out = ROOT / args.out  # rewritten after every run, so an interrupted benchmark keeps its data
     out.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict]] = {n: [] for n in names}
+    for _ in range(args.warmup):  # the first process of a session ran up to 14% slower in-loop
+        for name in ("ours-full", "trainer-dynamic"):
+            (ours if name.startswith("ours") else trainer)(args, work, name, env)
     for repeat in range(args.repeats):
         for name in names:
             result = (ours if name.startswith("ours") else trainer)(args, work, name, env)

@@ -21,7 +21,7 @@ def build_tiny_bert(target: Path, **overrides) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=128, **{**TINY, **overrides})
+    config = BertConfig(vocab_size=tokenizer.vocab_size, **{"max_position_embeddings": 128, **TINY, **overrides})
     BertModel(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
