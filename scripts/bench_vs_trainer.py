@@ -4,6 +4,7 @@ Runs, alternating (A B C D, A B C D, ...), each case as a subprocess the way a u
   ours-full        python -m finetune train (MiniLM, full fine-tune, dynamic padding, grouped lengths)
   trainer-dynamic  scripts/trainer_baseline.py with per-batch padding
   ours-lora        python -m finetune train with LoRA
+  ours-lora-ckpt   the same with training.activation_checkpointing (memory for compute)
   trainer-pad128   scripts/trainer_baseline.py padded to max length (run_glue.py's default)
   ours-bf16        (--bf16) ours-full under bf16 autocast on the CPU
 Same model, rows, batch size, max length, steps, lr, seed and thread count for all of them.
@@ -106,7 +107,7 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, float, float, str]:
 
 def ours(args, work: Path, name: str, env: dict) -> dict:
     run = work / name
-    lora = name == "ours-lora"
+    lora = name.startswith("ours-lora")
     overrides = [
         f"model.name_or_path={MODEL}",
         f"data.files.train={args.shared / 'data/sst2/train.tsv'}",
@@ -122,6 +123,7 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
         "training.eval_each_epoch=false",
         f"eval.batch_size={32}",
         f"lora.enabled={'true' if lora else 'false'}",
+        f"training.activation_checkpointing={'true' if name.endswith('-ckpt') else 'false'}",
         # quoted: YAML reads a bare `no` as false
         "training.mixed_precision=" + ("bf16" if name == "ours-bf16" else "'no'"),
     ]
@@ -198,7 +200,8 @@ def main() -> None:
     if not (args.shared / "data/sst2/train.tsv").is_file():
         print(f"skipped: {args.shared}/data/sst2 is not present (models and data live beside the repo)")
         return
-    names = ["ours-full", "trainer-dynamic", "ours-lora", "trainer-pad128"] + (["ours-bf16"] if args.bf16 else [])
+    names = ["ours-full", "trainer-dynamic", "ours-lora", "trainer-pad128", "ours-lora-ckpt"]
+    names += ["ours-bf16"] if args.bf16 else []
     if args.cases:
         names = [n for n in names if n in args.cases.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-vs-trainer-"))
@@ -236,7 +239,7 @@ def main() -> None:
     # Training FLOPs per token: 6N for full training; LoRA needs no weight gradients of the
     # frozen layers, so about 4N. Embedding lookups are not matmuls and are left out of N.
     summary = {
-        n: summarise(r, (4 if n == "ours-lora" else 6) * non_embedding, peak) for n, r in runs.items()
+        n: summarise(r, (4 if n.startswith("ours-lora") else 6) * non_embedding, peak) for n, r in runs.items()
     }
     header = (f"{'case':16s} {'samples/s':>10s} {'tokens/s':>9s} {'wall s':>7s} {'CPU s':>7s} "
               f"{'RSS MiB':>8s} {'acc':>7s} {'MFU %':>6s} {'load':>5s}")
@@ -255,6 +258,8 @@ def main() -> None:
             ratios[f"accuracy points ours-full - {base}"] = 100 * (full["accuracy"] - summary[base]["accuracy"])
     if full and "ours-lora" in summary:
         ratios["peak_rss ours-lora/ours-full"] = summary["ours-lora"]["peak_rss_mb"] / full["peak_rss_mb"]
+        if "ours-lora-ckpt" in summary:
+            ratios["peak_rss ours-lora-ckpt/ours-full"] = summary["ours-lora-ckpt"]["peak_rss_mb"] / full["peak_rss_mb"]
         ratios["weights on disk lora/full"] = runs["ours-lora"][-1]["weights_bytes"] / runs["ours-full"][-1]["weights_bytes"]
     if full and "ours-bf16" in summary:
         ratios["samples_per_s bf16/fp32"] = summary["ours-bf16"]["samples_per_s"] / full["samples_per_s"]
