@@ -125,13 +125,16 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    if cfg.training.activation_checkpointing:
-        enable_activation_checkpointing(model)
+    setting = cfg.training.activation_checkpointing
+    checkpointing = (setting is True or (setting == "auto" and cfg.lora.enabled)) and (
+        enable_activation_checkpointing(model, setting)
+    )
     if cfg.lora.enabled:
         model = wrap_with_lora(model, cfg.lora, task.kind)
     trainable, total = count_parameters(model)
     accelerator.print(
         f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
+        + (", activation checkpointing on" if checkpointing else "")
     )
 
     if accelerator.is_main_process:

@@ -59,9 +59,9 @@ def test_a_model_without_checkpointing_is_a_clear_error():
         enable_activation_checkpointing(torch.nn.Linear(2, 2))
 
 
-def test_cli_run_with_checkpointing_logs_the_same_losses(tmp_path, tiny_bert, sentiment_files):
+def test_lora_checkpoints_by_default_and_logs_the_same_losses(tmp_path, tiny_bert, sentiment_files):
     losses = {}
-    for flag in ("false", "true"):
+    for flag in ("false", "auto"):
         cfg = write_config(tmp_path / f"{flag}.yaml", f"""
 task: sentiment
 model:
@@ -82,7 +82,8 @@ training:
 """)
         result = run_cli("train", "--config", str(cfg))
         assert result.returncode == 0, result.stderr
+        assert ("activation checkpointing on" in result.stdout) == (flag == "auto"), result.stdout
         lines = (tmp_path / flag / "metrics.jsonl").read_text().splitlines()
         losses[flag] = [r["loss"] for r in map(json.loads, lines) if r["type"] == "train"]
-    assert len(losses["true"]) == 4
-    assert losses["true"] == pytest.approx(losses["false"], rel=1e-5)
+    assert len(losses["auto"]) == 4
+    assert losses["auto"] == pytest.approx(losses["false"], rel=1e-5)
