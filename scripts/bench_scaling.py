@@ -5,9 +5,10 @@ Each point is one `finetune train` process (as users run it); it reports the in-
 and non-padding tokens/s from metrics.jsonl (first logged window skipped: warm-up), peak RSS
 from the kernel, and wall time.
   - length: MiniLM on SciTLDR abstracts (long enough that every row fills max_length),
-    max_length 64 / 128 / 256 / 512
+    max_length 64 / 128 / 256 / 512, and 256 / 512 without attention dropout
   - model size: BERT shapes 2x128, 4x256, MiniLM's 6x384 (its real weights), 12x768 (BERT-base
-    shape), random weights and MiniLM's tokenizer, at length 128; full fine-tune and LoRA each
+    shape), random weights and MiniLM's tokenizer, at length 128; full fine-tune, LoRA (with
+    activation checkpointing, its default) and LoRA without
   - data size: MiniLM on SST-2 train phrases, one epoch over 400 / 800 / 1,600 rows
 Labels are made up (row number mod 2): only cost is measured. Needs ../shared; skips without it.
 
@@ -88,7 +89,7 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench-results/bench_scaling.json")
-    p.add_argument("--axes", default="length,model_size,data_size",
+    p.add_argument("--axes", default="length,attention,model_size,data_size",
                    help="comma-separated subset; the others are kept from an existing --out file")
     args = p.parse_args()
     axes = args.axes.split(",")
@@ -101,7 +102,7 @@ def main() -> None:
            "TOKENIZERS_PARALLELISM": "false", "FINETUNE_CACHE": str(work / "cache")}
     long = long_texts(shared, work)
     out = ROOT / args.out
-    results: dict[str, list[dict]] = {"length": [], "model_size": [], "data_size": []}
+    results: dict[str, list[dict]] = {"length": [], "attention": [], "model_size": [], "data_size": []}
     if out.is_file():
         results |= {k: v for k, v in json.loads(out.read_text()).items() if k in results and k not in axes}
 
@@ -110,13 +111,21 @@ def main() -> None:
         results["length"].append(train(work, f"minilm-len{length}", MINILM, long, [
             f"data.max_length={length}", f"training.max_steps={steps}", f"training.log_every={steps // 3}"], env))
 
+    # BERT checkpoints ship attention dropout 0.1, which sends CPU SDPA to its math path: L x L
+    # probabilities (and masks) kept per head and layer. Without it, the fused kernel runs.
+    for length in (256, 512) if "attention" in axes else ():
+        results["attention"].append(train(work, f"minilm-len{length}-no-attention-dropout", MINILM, long, [
+            f"data.max_length={length}", "training.max_steps=6", "training.log_every=2",
+            "model.config_overrides={attention_probs_dropout_prob: 0.0}"], env))
+
     for name, (layers, hidden, heads, steps) in SHAPES.items() if "model_size" in axes else ():
         model = MINILM if name.startswith("minilm") else str(build_bert(work, name, layers, hidden, heads))
-        for lora in (False, True):
-            case = f"{name}-{'lora' if lora else 'full'}"
-            results["model_size"].append(train(work, case, model, long, [
-                "data.max_length=128", f"training.max_steps={steps}", f"training.log_every={steps // 3}",
-                f"lora.enabled={str(lora).lower()}"], env) | {"layers": layers, "hidden": hidden})
+        # LoRA runs with activation checkpointing (its default) and without
+        for variant, extra in (("full", []), ("lora", ["lora.enabled=true"]),
+                               ("lora-fast", ["lora.enabled=true", "training.activation_checkpointing=false"])):
+            results["model_size"].append(train(work, f"{name}-{variant}", model, long, [
+                "data.max_length=128", f"training.max_steps={steps}", f"training.log_every={steps // 3}", *extra,
+            ], env) | {"layers": layers, "hidden": hidden})
 
     phrases = [line.split("\t")[0] for line in (shared / "data/sst2/train.tsv").read_text().splitlines()[1:1601]]
     short = write_tsv(work / "short-train.tsv", phrases), write_tsv(work / "short-dev.tsv", phrases[:16])
