@@ -4,7 +4,8 @@ glibc serves an allocation of at least M_MMAP_THRESHOLD bytes with its own mmap 
 free. By default it raises that threshold (up to 32 MiB) each time such a block is freed, so
 activations of a few MiB soon come from the heap instead. Batches of varying length then leave
 freed holes there that stay resident: at MiniLM LoRA's peak, 270 MiB of a 440 MiB heap was free.
-A fixed threshold sends every large tensor back to the OS when it is freed, for about 3% of speed.
+A fixed threshold sends every large tensor back to the OS when it is freed, for under 1% of
+speed (MiniLM, fused AdamW).
 """
 
 from __future__ import annotations
