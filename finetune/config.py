@@ -141,15 +141,15 @@ class TrainingSection(Section):
     activation_checkpointing: Union[Literal["auto"], bool] = Field(
         "auto", description="Recompute each layer's activations in backward instead of keeping "
         "them: less memory for more compute (MiniLM LoRA on SST-2: -9% peak RSS, -39% "
-        "samples/s, still faster than a full fine-tune). `auto`: on with LoRA, whose point is memory; off otherwise.",
+        "samples/s, still faster than a full fine-tune). `auto`: on with LoRA, whose point is "
+        "memory; off otherwise.",
     )
     mmap_threshold_mb: float | None = Field(
         1.0, gt=0, le=32,
         description="Linux (glibc): host allocations this large are mapped from the OS and "
         "returned to it when freed, so peak RSS follows the live tensors rather than a heap "
         "fragmented by varying batch shapes (MiniLM LoRA: -10% peak RSS, under 1% of "
-        "speed). null: "
-        "glibc's adaptive default.",
+        "speed). null: glibc's adaptive default.",
     )
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list,

@@ -144,14 +144,16 @@ def refuse_pickle_only_checkpoint(model: ModelSection) -> None:
         )
 
 
-def enable_activation_checkpointing(model, setting: bool | str = True) -> bool:
+def enable_activation_checkpointing(model, setting: bool | str = True, *, lora: bool = False) -> bool:
     """Keep only each layer's input for backward and recompute the rest: about a third more
-    compute for most of the activation memory. `setting` "auto" skips models without support;
-    True makes that an error. Returns whether checkpointing is on."""
-    supported = getattr(model, "supports_gradient_checkpointing", False)
-    if setting == "auto" and not supported:
+    compute for most of the activation memory. `setting` is training.activation_checkpointing:
+    "auto" means on with LoRA and skips models without support, where True is an error.
+    Returns whether checkpointing is on."""
+    if setting is False or (setting == "auto" and not lora):
         return False
-    if not supported:
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        if setting == "auto":
+            return False
         raise ModelError(
             f"training.activation_checkpointing: {type(model).__name__} does not support it; set it to false"
         )

@@ -125,9 +125,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    setting = cfg.training.activation_checkpointing
-    checkpointing = (setting is True or (setting == "auto" and cfg.lora.enabled)) and (
-        enable_activation_checkpointing(model, setting)
+    checkpointing = enable_activation_checkpointing(
+        model, cfg.training.activation_checkpointing, lora=cfg.lora.enabled
     )
     if cfg.lora.enabled:
         model = wrap_with_lora(model, cfg.lora, task.kind)

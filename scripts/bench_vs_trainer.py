@@ -222,12 +222,15 @@ def main() -> None:
     out = ROOT / args.out  # rewritten after every run, so an interrupted benchmark keeps its data
     out.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict]] = {n: [] for n in names}
+    def run_case(name: str) -> dict:
+        return (ours if name.startswith("ours") else trainer)(args, work, name, env)
+
     for _ in range(args.warmup):  # the first process of a session ran up to 14% slower in-loop
         for name in ("ours-full", "trainer-dynamic"):
-            (ours if name.startswith("ours") else trainer)(args, work, name, env)
+            run_case(name)
     for repeat in range(args.repeats):
         for name in names:
-            result = (ours if name.startswith("ours") else trainer)(args, work, name, env)
+            result = run_case(name)
             result["load_avg"] = os.getloadavg()[0]  # context: how busy the cores were
             runs[name].append(result)
             print(f"  [{repeat + 1}/{args.repeats}] {name:16s} {result['train_samples'] / result['train_seconds']:7.1f} "
