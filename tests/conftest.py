@@ -55,6 +55,20 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+def sentiment_yaml(model, files: dict) -> str:
+    """The head the sentiment test runs share: task, model, train/validation files, max length
+    32. Callers append their own lora / training / eval sections."""
+    return f"""task: sentiment
+model:
+  name_or_path: {model}
+data:
+  files:
+    train: {files['train']}
+    validation: {files['validation']}
+  max_length: 32
+"""
+
+
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
@@ -65,15 +79,7 @@ def lora_run(tmp_path_factory, tiny_bert, sentiment_files) -> Path:
     """One short LoRA run with TensorBoard on, shared by the tests of the tools that read a
     finished run (plot, predict, merge, attention, model card). Treat it as read-only."""
     root = tmp_path_factory.mktemp("lora-run")
-    cfg = write_config(root / "lora.yaml", f"""
-task: sentiment
-model:
-  name_or_path: {tiny_bert}
-data:
-  files:
-    train: {sentiment_files['train']}
-    validation: {sentiment_files['validation']}
-  max_length: 32
+    cfg = write_config(root / "lora.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
 lora:
   enabled: true
 training:

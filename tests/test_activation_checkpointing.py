@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli, write_config
+from conftest import run_cli, sentiment_yaml, write_config
 
 
 def _lora_bert(path, checkpointing: bool):
@@ -62,15 +62,7 @@ def test_a_model_without_checkpointing_is_a_clear_error():
 def test_lora_checkpoints_by_default_and_logs_the_same_losses(tmp_path, tiny_bert, sentiment_files):
     losses = {}
     for flag in ("false", "auto"):
-        cfg = write_config(tmp_path / f"{flag}.yaml", f"""
-task: sentiment
-model:
-  name_or_path: {tiny_bert}
-data:
-  files:
-    train: {sentiment_files['train']}
-    validation: {sentiment_files['validation']}
-  max_length: 32
+        cfg = write_config(tmp_path / f"{flag}.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
 lora:
   enabled: true
 training:

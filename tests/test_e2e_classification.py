@@ -6,19 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli, write_config
+from conftest import run_cli, sentiment_yaml, write_config
 
 
 def _config(tmp_path, model_dir, files, extra="") -> str:
-    return f"""
-task: sentiment
-model:
-  name_or_path: {model_dir}
-data:
-  files:
-    train: {files['train']}
-    validation: {files['validation']}
-  max_length: 32
+    return sentiment_yaml(model_dir, files) + f"""
 training:
   output_dir: {tmp_path / 'run'}
   epochs: 2

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import QUIET_ENV, ROOT, run_cli, write_config
+from conftest import QUIET_ENV, ROOT, run_cli, sentiment_yaml, write_config
 
 # Fields that measure the machine (speed, memory, wall time), not the training.
 TIMING = {"time", "samples_per_s", "tokens_per_s", "peak_memory_mb", "eval_seconds", "first_step_seconds"}
@@ -25,16 +25,8 @@ def _config(path: Path, model, files, out: Path, **training) -> Path:
     settings = {"max_steps": 14, "batch_size": 8, "lr": 1.0e-3, "log_every": 1, "save_every": 3,
                 "keep_checkpoints": 2, **training}
     lines = "\n".join(f"  {k}: {v}" for k, v in settings.items() if k != "lora")
-    return write_config(path, f"""
-task: sentiment
-model:
-  name_or_path: {model}
-data:
-  files:
-    train: {files['train']}
-    validation: {files['validation']}
-  max_length: 32
-  max_train_samples: 40  # 5 batches an epoch: the runs cross epoch boundaries
+    # The first two lines continue sentiment_yaml's data section.
+    return write_config(path, sentiment_yaml(model, files) + f"""  max_train_samples: 40  # 5 batches an epoch: the runs cross epoch boundaries
   max_eval_samples: 24
 lora:
   enabled: {str(training.get('lora', False)).lower()}

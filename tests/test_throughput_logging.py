@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli, write_config
+from conftest import run_cli, sentiment_yaml, write_config
 
 
 def test_train_records_carry_throughput(tmp_path, tiny_bert, sentiment_files):
-    cfg = write_config(tmp_path / "run.yaml", f"""
-task: sentiment
-model:
-  name_or_path: {tiny_bert}
-data:
-  files:
-    train: {sentiment_files['train']}
-    validation: {sentiment_files['validation']}
-  max_length: 32
+    cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
 training:
   output_dir: {tmp_path / 'run'}
   max_steps: 6
