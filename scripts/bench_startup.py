@@ -11,19 +11,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from measure import run_measured
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """(wall seconds, CPU seconds): CPU time barely moves when other jobs share the cores."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, cmd
-    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -41,7 +33,7 @@ def main() -> None:
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(args.runs):  # interleaved, so load from other processes hits all alike
         for name, cmd in commands.items():
-            times[name].append(timed(cmd, env))
+            times[name].append(run_measured(cmd, env)[:2])  # (wall s, CPU s)
     for name, pairs in times.items():
         wall, cpu = [w for w, _ in pairs], [c for _, c in pairs]
         print(f"{name:38s} median {statistics.median(wall):.3f} s wall (min {min(wall):.3f}, "

@@ -22,11 +22,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measure import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -83,23 +84,6 @@ def model_params() -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     embed = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
     return total, total - embed
-
-
-def run_measured(cmd: list[str], env: dict) -> tuple[float, float, float, str]:
-    """Run to completion; (wall s, CPU s, peak RSS MiB of the process tree, stdout). CPU seconds
-    hardly move when other jobs share the cores, so they back up wall times on a busy machine."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        # wait4 gives this child's own rusage (its maxrss covers its waited-for children too).
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        text = out.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{text[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
 # ----------------------------------------------------------------------------- cases
