@@ -130,6 +130,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.data import load_splits
     from finetune.lora import wrap_with_lora
     from finetune.models import count_parameters, enable_activation_checkpointing, load_model, load_tokenizer
+    from finetune.shared_names import name_base_model
     from finetune.tasks import get_task
     from finetune.tracking import MetricsLog, check_trackers, make_trackers
 
@@ -148,6 +149,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
 
     model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+    name_base_model(model, cfg.model.name_or_path, out)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     checkpointing = enable_activation_checkpointing(
