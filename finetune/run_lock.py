@@ -42,7 +42,9 @@ class RunLock:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
-            raise RunDirError(f"cannot create the lock file '{path}': {exc.strerror}; check the directory's permissions") from exc
+            raise RunDirError(
+                f"cannot create the lock file '{path}': {exc.strerror}; check the directory's permissions"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
