@@ -60,7 +60,7 @@ def train(
     cfg = load_config(config, overrides or [])
     out = Path(cfg.training.output_dir or default_output_dir(config))
     cfg.training.output_dir = str(out)
-    metrics = run_training(cfg, out, overwrite=overwrite, resume=resume)
+    metrics = run_training(cfg, out, overwrite=overwrite, resume=resume, config_file=config)
     _print_result(f"run saved to {out}", metrics)
 
 

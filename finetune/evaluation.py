@@ -11,19 +11,24 @@ from finetune.config import RunConfig
 def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
     from finetune.data import load_split
     from finetune.restore import load_run_model
+    from finetune.run_lock import RunLock
     from finetune.train import make_accelerator, make_eval_loader
 
-    accelerator = make_accelerator(cfg)
-    task, tokenizer, model = load_run_model(run, cfg, checkpoint)
-    raw = load_split(cfg.data, split)
-    with accelerator.main_process_first():
-        encoded = task.encode(raw, split, tokenizer)
-    loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded))
-    model = accelerator.prepare(model)
-    metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
-    if accelerator.is_main_process:
-        write_results(run, split, metrics, records)
-        task.write_figures(run, split, records)
+    # eval writes into the run directory too: like a second `train`, it is refused (naming the
+    # PID) while a training process holds the run, rather than racing it for eval_*.json.
+    with RunLock() as lock:
+        lock.acquire(run)
+        accelerator = make_accelerator(cfg)
+        task, tokenizer, model = load_run_model(run, cfg, checkpoint)
+        raw = load_split(cfg.data, split)
+        with accelerator.main_process_first():
+            encoded = task.encode(raw, split, tokenizer)
+        loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded))
+        model = accelerator.prepare(model)
+        metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
+        if accelerator.is_main_process:
+            write_results(run, split, metrics, records)
+            task.write_figures(run, split, records)
     return metrics
 
 

@@ -2,7 +2,8 @@
 reads (base model, data, metrics), then hyperparameters and how to load the model.
 
 Built from the resolved config and the final metrics only, never from the environment, so no
-token can leak into it; URL credentials in names are masked all the same."""
+token can leak into it; URL credentials in names are masked all the same, and local paths are
+written relative to the run directory."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 
 from finetune import run_dir as rd
 from finetune.config import RunConfig
+from finetune.shared_names import shared_name
 
 CARD_FILE = "README.md"
 PIPELINE_TAGS = {
@@ -28,10 +30,11 @@ def _mask(text: str) -> str:
     return text
 
 
-def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int, name: str) -> str:
+def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int, run: Path) -> str:
     lora = cfg.lora.enabled
-    base = _mask(cfg.model.name_or_path)
-    dataset = _mask(cfg.data.dataset) if cfg.data.dataset else None
+    name = run.resolve().name
+    base = _mask(shared_name(cfg.model.name_or_path, run))
+    dataset = _mask(shared_name(cfg.data.dataset, run)) if cfg.data.dataset else None
     pipeline_tag = PIPELINE_TAGS.get(cfg.task, cfg.task)
     scores = {k: v for k, v in metrics.items() if k not in ("samples", "eval_seconds") and isinstance(v, (int, float))}
     front = {
@@ -121,7 +124,7 @@ pipe = pipeline("{pipeline_tag}", model="model")
 
 
 def write_model_card(run: Path, cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int) -> None:
-    card = render(cfg, auto_class, metrics, seconds, steps, run.resolve().name)
+    card = render(cfg, auto_class, metrics, seconds, steps, run)
     (run / CARD_FILE).write_text(card, encoding="utf-8")
     if (run / rd.MODEL_DIR).is_dir():  # the directory one would upload to the Hub
         (run / rd.MODEL_DIR / CARD_FILE).write_text(card, encoding="utf-8")

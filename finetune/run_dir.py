@@ -1,35 +1,112 @@
-"""The run directory: what goes where, and never overwriting a finished run by accident."""
+"""The run directory: what goes where, and deleting nothing but a directory finetune made."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from finetune.errors import RunDirError
+from finetune.run_lock import LOCK_FILE, RunLock
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 MODEL_DIR = "model"  # final model (full fine-tune) or adapter, with the tokenizer
 BEST_DIR = "best"  # best model by the chosen metric
 CHECKPOINTS_DIR = "checkpoints"
+MARKER_FILE = ".finetune-run"  # JSON {format, run_id, created}: finetune made this directory
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse a non-empty directory unless --overwrite; called before any work is done."""
+def write_marker(path: Path) -> None:
+    """Claim a directory for this run: `--overwrite` only ever empties a directory carrying it."""
+    marker = {"format": 1, "run_id": uuid.uuid4().hex, "created": datetime.now(timezone.utc).isoformat()}
+    (path / MARKER_FILE).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+
+
+def is_marked(path: Path) -> bool:
+    return (path / MARKER_FILE).is_file()
+
+
+def is_legacy_run(path: Path) -> bool:
+    """A run written before the marker existed: a config beside what training writes."""
+    return (path / CONFIG_FILE).is_file() and any(
+        (path / name).exists() for name in (METRICS_FILE, MODEL_DIR, CHECKPOINTS_DIR)
+    )
+
+
+def check_writable(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path]] = ()) -> None:
+    """Refuse a directory a new run may not write into; only reads, and is called before any work.
+    `inputs`: (what, path) of the files this run reads (config, data), which must survive."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"training.output_dir '{path}': is a file, not a directory; choose another path")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    entries = _contents(path)
+    if not entries:
+        return
+    inside = _inputs_inside(path, inputs)
+    if not (is_marked(path) or is_legacy_run(path)):
+        holds = f"this run's {inside[0]} '{inside[1]}'" if inside else ", ".join(entries[:3]) + (
+            ", ..." if len(entries) > 3 else "")
+        raise RunDirError(
+            f"training.output_dir '{path}' is not empty and was not created by finetune (it holds "
+            f"{holds}); choose an empty or new directory"
+        )
+    if inside:
+        raise RunDirError(
+            f"training.output_dir '{path}' holds this run's {inside[0]} '{inside[1]}', which replacing "
+            "the run would delete; move it out of the run directory or choose another output_dir"
+        )
+    if not is_marked(path):
+        # A run from a finetune without markers: surely a run, but nothing proves this folder
+        # holds only what finetune wrote, so --overwrite leaves it to the user.
+        raise RunDirError(
+            f"training.output_dir '{path}': already holds a run written by an older finetune, which "
+            "--overwrite does not delete; delete it yourself, pass --resume to continue it, or set "
+            "training.output_dir to a new directory"
+        )
+    if not overwrite:
         raise RunDirError(
             f"training.output_dir '{path}': already holds a run; pass --overwrite to replace it, "
             "--resume to continue it, or set training.output_dir to a new directory"
         )
 
 
+def _contents(path: Path) -> list[str]:
+    """What a directory holds, the lock file aside (a writer that found it empty may have left one)."""
+    if not path.is_dir():
+        return []
+    return sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE)
+
+
+def _inputs_inside(path: Path, inputs: Sequence[tuple[str, Path]]) -> tuple[str, Path] | None:
+    root = path.resolve()
+    return next(((what, p) for what, p in inputs if Path(p).resolve().is_relative_to(root)), None)
+
+
+def start(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path]], lock: RunLock) -> None:
+    """Make `path` this run's directory, once set-up succeeded (main process only): lock it if
+    it did not exist when training started, empty it for --overwrite, mark it as ours."""
+    if not lock.held:
+        path.mkdir(parents=True, exist_ok=True)
+        lock.acquire(path)
+        check_writable(path, overwrite, inputs)  # another run may have written here meanwhile
+    if overwrite:
+        clear(path)
+    write_marker(path)
+
+
 def clear(path: Path) -> None:
-    """Empty the directory (for --overwrite), called only once the new run has set up cleanly."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    """Empty a marked run directory for --overwrite. The directory and its lock file stay, so the
+    lock this process holds stays valid; symlinks are removed, never followed."""
+    for entry in path.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def require_run(path: Path) -> Path:

@@ -14,6 +14,7 @@ from finetune import train_state
 from finetune.config import RunConfig
 from finetune.errors import ConfigError, RunDirError, TrainingStopped
 from finetune.host_memory import fix_mmap_threshold
+from finetune.run_lock import RunLock
 from finetune.train_state import Position
 
 
@@ -40,31 +41,57 @@ class Run:
     last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
 
 
-def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None) -> dict[str, float]:
+def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None,
+          config_file: Path | None = None) -> dict[str, float]:
     """`resume`: None (a new run), 'latest' (the newest checkpoint of `out`), or a path to a
-    run directory or to one of its checkpoints."""
+    run directory or to one of its checkpoints. `config_file`: the YAML the run was read from,
+    which --overwrite must not delete."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     checkpoint = None
-    if resume:
-        if overwrite:
-            raise RunDirError("--resume continues a run and --overwrite deletes it; pass only one")
-        out, checkpoint = ck.find_resume_point(resume, out)
-        cfg.training.output_dir = str(out)
-        train_state.check_compatible(cfg, checkpoint)
-    run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None)
-    pos = Position()
-    if checkpoint is not None:
-        pos = train_state.load(run, checkpoint)
-        run.best = pos.best
-        if run.accelerator.is_main_process:
-            ck.drop_newer(out, pos.step)
-        run.accelerator.print(
-            f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
-            f"{pos.batches_in_epoch} batches into it)"
-        )
-    metrics = train_loop(run, pos)
-    save_final(run)
+    inputs = [] if resume else _inputs(cfg, config_file)
+    with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
+        if resume:
+            if overwrite:
+                raise RunDirError("--resume continues a run and --overwrite deletes it; pass only one")
+            out, checkpoint = ck.find_resume_point(resume, out)
+            cfg.training.output_dir = str(out)
+            train_state.check_compatible(cfg, checkpoint)
+            lock.acquire(out)  # before drop_newer and any other write
+        else:
+            _claim(out, overwrite, inputs, lock)
+        run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None, lock=lock, inputs=inputs)
+        pos = Position()
+        if checkpoint is not None:
+            pos = train_state.load(run, checkpoint)
+            run.best = pos.best
+            if run.accelerator.is_main_process:
+                ck.drop_newer(out, pos.step)
+            run.accelerator.print(
+                f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
+                f"{pos.batches_in_epoch} batches into it)"
+            )
+        metrics = train_loop(run, pos)
+        save_final(run)
     return metrics
+
+
+def _inputs(cfg: RunConfig, config_file: Path | None) -> list[tuple[str, Path]]:
+    """The files this run reads, which no run directory may swallow."""
+    from finetune.paths import resolve
+
+    files = [(f"data file data.files.{split}", Path(resolve(path, f"data.files.{split}")))
+             for split, path in cfg.data.files.items()]
+    return ([("config file", Path(config_file))] if config_file else []) + files
+
+
+def _claim(out: Path, overwrite: bool, inputs: list, lock: RunLock) -> None:
+    """Refuse a directory this run may not write into, and lock an existing one, before the
+    model loads (a second writer is refused at once). A directory that does not exist yet is
+    created and locked in `setup`, once set-up succeeded, so a failed start leaves nothing."""
+    rd.check_writable(out, overwrite, inputs)  # only reads: a folder we refuse stays untouched
+    if out.is_dir():
+        lock.acquire(out)
+        rd.check_writable(out, overwrite, inputs)  # again, now that no other writer can change it
 
 
 # ----------------------------------------------------------------------------- setup
@@ -97,17 +124,16 @@ def _multi_cpu() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
-def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False) -> Run:
+def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
     from accelerate.utils import set_seed
 
     from finetune.data import load_splits
     from finetune.lora import wrap_with_lora
     from finetune.models import count_parameters, enable_activation_checkpointing, load_model, load_tokenizer
+    from finetune.shared_names import name_base_model
     from finetune.tasks import get_task
     from finetune.tracking import MetricsLog, check_trackers, make_trackers
 
-    if not resuming:
-        rd.check_writable(out, overwrite)
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
@@ -123,6 +149,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
 
     model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+    name_base_model(model, cfg.model.name_or_path, out)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     checkpointing = enable_activation_checkpointing(
@@ -137,7 +164,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     )
 
     if accelerator.is_main_process:
-        rd.clear(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            rd.start(out, overwrite, inputs, lock)
         ck.remove_partial(out)  # a write cut short by a kill
         (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
     accelerator.wait_for_everyone()

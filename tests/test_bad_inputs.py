@@ -98,14 +98,59 @@ def no_classification_head(target: Path) -> None:
     (target / "config.json").write_text(json.dumps(config))
 
 
-def existing_run(extra_args=(), keep_files=True):
+def existing_run(extra_args=(), marked=True):
     def make(tmp, cfg, model):
+        from finetune.run_dir import write_marker
+
         run = Path(cfg["training"]["output_dir"])
         run.mkdir()
         (run / "config.yaml").write_text(yaml.safe_dump(cfg))
         (run / "metrics.jsonl").write_text('{"type": "train", "step": 1}\n')
+        if marked:
+            write_marker(run)
         return ["train", *extra_args]
     return make
+
+
+def user_folder(*names, extra_args=("--overwrite",)):
+    """output_dir is a folder of the user's files (`name/` makes a subfolder)."""
+    def make(tmp, cfg, model):
+        folder = tmp / "mine"
+        for name in names:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith("/"):
+                (folder / name).mkdir(exist_ok=True)
+            else:
+                (folder / name).write_text("precious")
+        cfg["training"]["output_dir"] = str(folder)
+        return ["train", *extra_args]
+    return make
+
+
+def output_dir_holds(what, marked=False):
+    """output_dir is a folder holding the config (tmp itself) or, deeper down, the data files."""
+    def make(tmp, cfg, model):
+        from finetune.run_dir import write_marker
+
+        folder = tmp
+        if what == "data":
+            folder = tmp / "project"
+            (folder / "data").mkdir(parents=True)
+            for split, path in list(cfg["data"]["files"].items()):
+                cfg["data"]["files"][split] = str(shutil.copy(path, folder / "data"))
+        if marked:
+            write_marker(folder)
+        cfg["training"]["output_dir"] = str(folder)
+        return ["train", "--overwrite"]
+    return make
+
+
+def data_inside_marked_run(tmp, cfg, model):
+    make = existing_run(["--overwrite"])
+    args = make(tmp, cfg, model)
+    run = Path(cfg["training"]["output_dir"])
+    cfg["data"]["files"]["train"] = str(shutil.copy(cfg["data"]["files"]["train"], run / "train.jsonl"))
+    return args
 
 
 def resume_changed(tmp, cfg, model):
@@ -167,6 +212,18 @@ CASES = [
     ("resume-path-missing", lambda tmp, cfg, model: ["train", "--resume", str(tmp / "nowhere")], "nowhere"),
     ("resume-changed-config", resume_changed, "'lora.enabled' differs"),
     ("resume-and-overwrite", existing_run(["--resume", "--overwrite"]), "pass only one"),
+    # trust-rundir: only a directory finetune made (.finetune-run) is ever emptied
+    ("overwrite-user-folder", user_folder("thesis.txt"), "not created by finetune (it holds thesis.txt)"),
+    ("user-folder-without-overwrite", user_folder("thesis.txt", extra_args=()), "choose an empty or new directory"),
+    ("overwrite-home-like-folder", user_folder(".bashrc", ".ssh/id_ed25519", "Documents/cv.pdf"), ".bashrc, .ssh, Documents"),
+    ("overwrite-folder-named-like-a-run", user_folder("config.yaml", "notes.txt"), "not created by finetune"),
+    ("overwrite-folder-holding-config", output_dir_holds("config"), "this run's config file"),
+    ("overwrite-ancestor-of-data", output_dir_holds("data"), "this run's data file data.files.train"),
+    ("overwrite-marked-folder-holding-config", output_dir_holds("config", marked=True), "would delete"),
+    ("overwrite-marked-run-holding-data", data_inside_marked_run, "data file data.files.train"),
+    ("legacy-run-without-overwrite", existing_run(marked=False), "already holds a run written by an older finetune"),
+    ("overwrite-legacy-run", existing_run(["--overwrite"], marked=False), "delete it yourself"),
+    ("resume-into-user-folder", user_folder("thesis.txt", extra_args=("--resume",)), "not a run directory"),
 ]
 
 

@@ -68,6 +68,7 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, tiny_bert, sentiment_file
     cfg = write_config(tmp_path / "run.yaml", _config(tmp_path, tiny_bert, sentiment_files))
     result = run_cli("train", "--config", str(cfg))
     assert result.returncode == 2
-    assert "already holds a run" in result.stderr and "--overwrite" in result.stderr
+    # A folder finetune did not make is not a run: the message does not invite --overwrite.
+    assert "not created by finetune (it holds keep.txt)" in result.stderr and "--overwrite" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert (run / "keep.txt").read_text() == "precious"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from conftest import FAKE_TOKEN
@@ -16,7 +17,9 @@ def _front_matter(text: str) -> dict:
 def test_model_card_front_matter_and_body(lora_run, tiny_bert):
     text = (lora_run / "README.md").read_text()
     meta = _front_matter(text)
-    assert meta["base_model"] == str(tiny_bert)
+    # A local base model is named relative to the run directory, not by this machine's path.
+    assert not meta["base_model"].startswith("/")
+    assert (lora_run / meta["base_model"]).resolve() == tiny_bert.resolve()
     assert meta["library_name"] == "peft" and meta["pipeline_tag"] == "text-classification"
     assert {"lora", "sentiment"} <= set(meta["tags"])
     result = meta["model-index"][0]["results"][0]
@@ -43,5 +46,5 @@ def test_credentials_in_names_are_masked():
 
     cfg = validate({"task": "sentiment", "model": {"name_or_path": "https://user:pw@example.com/m"},
                     "data": {"dataset": "org/data"}}, source="test")
-    card = render(cfg, "AutoModelForSequenceClassification", {"accuracy": 0.5}, 60.0, 10, "r")
+    card = render(cfg, "AutoModelForSequenceClassification", {"accuracy": 0.5}, 60.0, 10, Path("r"))
     assert "user:pw" not in card and _front_matter(card)["datasets"] == ["org/data"]
