@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,25 +39,37 @@ class Run:
     steps_per_epoch: int
     best: dict = field(default_factory=dict)
     last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
+    data_sha256: dict = field(default_factory=dict)  # of the data files, recorded in checkpoints
 
 
 def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None) -> dict[str, float]:
     """`resume`: None (a new run), 'latest' (the newest checkpoint of `out`), or a path to a
     run directory or to one of its checkpoints."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
-    checkpoint = None
+    checkpoint, damaged, lr_scale = None, [], 1.0
+    data_sha256 = train_state.data_sha256(cfg)
     if resume:
         if overwrite:
             raise RunDirError("--resume continues a run and --overwrite deletes it; pass only one")
-        out, checkpoint = ck.find_resume_point(resume, out)
+        found, checkpoint, damaged = ck.find_resume_point(resume, out)
+        if resume != "latest" and found.resolve() != out.resolve():
+            raise RunDirError(
+                f"--resume '{resume}': it belongs to the run '{found}', but this "
+                f"config trains into '{out}'; resume with that run's config "
+                f"({found / rd.CONFIG_FILE}), or set training.output_dir={found}"
+            )
+        out = found
         cfg.training.output_dir = str(out)
-        train_state.check_compatible(cfg, checkpoint)
+        lr_scale = train_state.check_compatible(cfg, checkpoint, data_sha256)
     run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None)
+    run.data_sha256 = data_sha256
     pos = Position()
     if checkpoint is not None:
-        pos = train_state.load(run, checkpoint)
+        pos = train_state.load(run, checkpoint, lr_scale)
         run.best = pos.best
         if run.accelerator.is_main_process:
+            for line in ck.move_aside(damaged, checkpoint):
+                print(line, file=sys.stderr)
             ck.drop_newer(out, pos.step)
         run.accelerator.print(
             f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
@@ -152,7 +165,6 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
-    train_state.register(accelerator, scheduler)
     main = accelerator.is_main_process
     trackers = make_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
