@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -146,8 +147,12 @@ def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path,
         run = path
     found = checkpoints(run)
     if not found:
-        if old := _step_dirs(run):
-            _refuse_old_format(old[-1][1])
+        if unfinished := _step_dirs(run):
+            _refuse_old_format(unfinished[-1][1])
+            raise RunDirError(
+                f"--resume: no checkpoint in '{run}' has its {manifest.MANIFEST_FILE} (written "
+                f"last: {unfinished[-1][1].name} was cut short or damaged); start a new run"
+            )
         hint = "" if (Path(run) / "config.yaml").is_file() else " (it is not a run directory)"
         raise RunDirError(
             f"--resume: '{run}' holds no complete checkpoint{hint}; set training.save_every to "
@@ -167,8 +172,16 @@ def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path,
 
 
 def _refuse_old_format(path: Path) -> None:
-    """Before the manifest, checkpoints were Accelerate's save_state: pickles throughout."""
-    if not (path / manifest.MANIFEST_FILE).is_file() and (path / STATE_FILE).is_file():
+    """Before the manifest, checkpoints were Accelerate's save_state: pickles throughout, and
+    train_state.json had no "format" key."""
+    if (path / manifest.MANIFEST_FILE).is_file():
+        return
+    try:
+        formatted = "format" in json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        formatted = False
+    pickles = [p.name for p in path.iterdir() if p.suffix in (".pkl", ".bin")]
+    if pickles or ((path / STATE_FILE).is_file() and not formatted):
         raise RunDirError(
             f"--resume: '{path}' was written by an older finetune in a format that needs pickle "
             "(which can run code), so it is not loaded; start a new run, or finish this one with "

@@ -29,11 +29,12 @@ def sha256_file(path: Path) -> str:
 def write(directory: Path, name: str) -> None:
     """List every file under `directory` in its manifest; `name` is the checkpoint's final name
     (the directory itself is still a temporary one)."""
+    partial = directory / f".{MANIFEST_FILE}.tmp"
     files = {
         str(path.relative_to(directory)): {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        for path in sorted(directory.rglob("*")) if path.is_file()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in (MANIFEST_FILE, partial.name)
     }
-    partial = directory / f".{MANIFEST_FILE}.tmp"
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump({"format": 1, "files": files}, handle, indent=1)
         handle.flush()

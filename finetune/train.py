@@ -70,6 +70,7 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
         if run.accelerator.is_main_process:
             for line in ck.move_aside(damaged, checkpoint):
                 print(line, file=sys.stderr)
+            write_config(cfg, out)  # with the settings changed on resume (lr, max_steps...)
             ck.drop_newer(out, pos.step)
         run.accelerator.print(
             f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
@@ -152,7 +153,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     if accelerator.is_main_process:
         rd.clear(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
         ck.remove_partial(out)  # a write cut short by a kill
-        (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+        if not resuming:  # a resumed run's config is written once its checkpoint has loaded
+            write_config(cfg, out)
     accelerator.wait_for_everyone()
 
     train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds)
@@ -174,6 +176,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch,
     )
+
+
+def write_config(cfg: RunConfig, out: Path) -> None:
+    (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
 
 
 def _train_loader(cfg: RunConfig, task, tokenizer, ds):

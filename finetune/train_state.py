@@ -10,6 +10,7 @@ far, how long metrics.jsonl was and the SHA-256 of the data files. Nothing in it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from finetune import manifest
 from finetune import run_dir as rd
 from finetune import state_files as sf
 from finetune.config import RunConfig
-from finetune.errors import ConfigError, DataError
+from finetune.errors import ConfigError, DataError, RunDirError
 from finetune.restore import save_beside
 
 FORMAT = 2  # train_state.json "format"; before it, Accelerate's save_state wrote pickles
@@ -37,6 +38,7 @@ RESUMABLE_KEYS = (
     "training.log_every", "training.eval_every", "training.eval_each_epoch",
     "training.eval_before_training", "training.report_to", "training.mmap_threshold_mb",
     "eval", "data.max_eval_samples", "data.cache_dir", "model.token",
+    "data.files",  # may move: the files are compared by content (train_state.json data_sha256)
 )
 
 
@@ -57,7 +59,18 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
     return how much training.lr changed (new / saved), which `load` applies to the schedule."""
     import yaml
 
-    saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
+    with _reading(checkpoint, ck.STATE_FILE):
+        state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
+        recorded, step, steps_per_epoch = state["data_sha256"], state["step"], state["steps_per_epoch"]
+    with _reading(checkpoint, rd.CONFIG_FILE):
+        saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
+        saved_lr = saved["training"]["lr"]
+    for split, digest in recorded.items():
+        if data_sha256.get(split) != digest:
+            raise DataError(
+                f"--resume: data.files.{split} '{cfg.data.files.get(split, '?')}' has changed since "
+                f"{checkpoint.name} was saved; restore the file, or start a new run on the new data"
+            )
     new = cfg.model_dump(mode="json")
     changed = [key for key in _differing_keys(saved, new)
                if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)]
@@ -67,22 +80,15 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
             f"run must train the same model on the same data (only {', '.join(RESUMABLE_KEYS[:4])}, "
             "evaluation, logging and save settings may change); start a new run instead"
         )
-    state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
-    for split, digest in state["data_sha256"].items():
-        if data_sha256.get(split) != digest:
-            raise DataError(
-                f"--resume: data.files.{split} '{cfg.data.files.get(split, '?')}' has changed since "
-                f"{checkpoint.name} was saved; restore the file, or start a new run on the new data"
-            )
     t = cfg.training
-    total = t.max_steps or max(1, math.ceil(t.epochs * state["steps_per_epoch"]))  # as setup() counts
-    if total < state["step"]:
+    total = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))  # as setup() counts
+    if total < step:
         key = "training.max_steps" if t.max_steps else "training.epochs"
         raise ConfigError(
-            f"--resume: {key} gives {total} steps, below the {state['step']} of {checkpoint.name}; "
+            f"--resume: {key} gives {total} steps, below the {step} of {checkpoint.name}; "
             f"raise {key}, or resume from an earlier checkpoint"
         )
-    return t.lr / saved["training"]["lr"]
+    return t.lr / saved_lr
 
 
 def _differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -169,24 +175,46 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     acc = run.accelerator
-    state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
-    _load_weights(run, checkpoint)
-    set_optimizer_state_dict(run.model, run.optimizer.optimizer, sf.load_optimizer(checkpoint),
-                             options=StateDictOptions(full_state_dict=True))
-    loop = sf.load_scheduler(checkpoint)
-    run.scheduler.load_state_dict(loop["scheduler"])
+    with _reading(checkpoint, ck.STATE_FILE):
+        state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
+    with _reading(checkpoint, ADAPTER_WEIGHTS if run.cfg.lora.enabled else MODEL_WEIGHTS):
+        _load_weights(run, checkpoint)
+    with _reading(checkpoint, sf.OPTIMIZER_TENSORS):
+        set_optimizer_state_dict(run.model, run.optimizer.optimizer, sf.load_optimizer(checkpoint),
+                                 options=StateDictOptions(full_state_dict=True))
+    with _reading(checkpoint, sf.SCHEDULER_JSON):
+        loop = sf.load_scheduler(checkpoint)
+        run.scheduler.load_state_dict(loop["scheduler"])
+        acc.step = loop["accelerator_step"]
+        if acc.scaler is not None and loop["scaler"] is not None:
+            acc.scaler.load_state_dict(loop["scaler"])
     if lr_scale != 1.0:
         _scale_lr(run, lr_scale)
-    acc.step = loop["accelerator_step"]
-    if acc.scaler is not None and loop["scaler"] is not None:
-        acc.scaler.load_state_dict(loop["scaler"])
-    sf.load_rng(checkpoint, acc.process_index)
+    with _reading(checkpoint, sf.rng_file(acc.process_index)):
+        sf.load_rng(checkpoint, acc.process_index)
     pos = Position(**{k: v for k, v in state.items() if k in Position.__dataclass_fields__})
     metrics = run.out / rd.METRICS_FILE
     if acc.is_main_process and metrics.is_file():
         # Lines written after the checkpoint (by the interrupted run) are written again.
         os.truncate(metrics, min(pos.metrics_bytes, _size(metrics)))
     return pos
+
+
+@contextlib.contextmanager
+def _reading(checkpoint: Path, name: str):
+    """A file that passed the manifest check yet does not parse was forged together with its
+    manifest: one line naming it, never a traceback (and never a pickle: nothing here unpickles)."""
+    import yaml
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (SafetensorError, yaml.YAMLError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(
+            f"--resume: '{checkpoint / name}' cannot be read ({detail}); the checkpoint was "
+            "altered after it was written; resume from another checkpoint or start a new run"
+        ) from exc
 
 
 def _load_weights(run, checkpoint: Path) -> None:
