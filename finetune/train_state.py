@@ -209,7 +209,8 @@ def _reading(checkpoint: Path, name: str):
 
     try:
         yield
-    except (SafetensorError, yaml.YAMLError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (SafetensorError, yaml.YAMLError, OSError, ValueError, KeyError, TypeError, IndexError,
+            RuntimeError) as exc:  # RuntimeError: tensors of the wrong shape
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunDirError(
             f"--resume: '{checkpoint / name}' cannot be read ({detail}); the checkpoint was "

@@ -140,3 +140,14 @@ def test_the_interruption_advice_works_as_printed(tmp_path, tiny_bert, sentiment
     result = run_cli(*shlex.split(advised.group(1))[1:])  # exactly as printed, `finetune` = python -m finetune
     assert result.returncode == 0, result.stderr
     assert [r["step"] for r in _metrics(run) if r["type"] == "train"] == list(range(1, 13))
+
+
+def test_readme_lists_every_setting_a_resume_may_change():
+    from conftest import ROOT
+
+    from finetune.train_state import RESUMABLE_KEYS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Checkpoints and resuming"):readme.index("## Several GPUs")]
+    for key in RESUMABLE_KEYS:
+        assert f"`{key}`" in section or f"`{key.split('.')[-1]}`" in section, key
