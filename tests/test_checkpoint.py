@@ -151,3 +151,52 @@ def test_readme_lists_every_setting_a_resume_may_change():
     section = readme[readme.index("## Checkpoints and resuming"):readme.index("## Several GPUs")]
     for key in RESUMABLE_KEYS:
         assert f"`{key}`" in section or f"`{key.split('.')[-1]}`" in section, key
+
+
+def test_fused_adamw_state_round_trips_exactly(tmp_path):
+    import torch
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_optimizer_state_dict
+
+    from finetune import state_files
+
+    def model_and_optimizer():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+
+    def step(model, optimizer, seed):
+        torch.manual_seed(seed)
+        model(torch.randn(3, 4)).pow(2).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    full = StateDictOptions(full_state_dict=True)
+    model, optimizer = model_and_optimizer()
+    for seed in (1, 2):
+        step(model, optimizer, seed)
+    state_files.save_optimizer(get_optimizer_state_dict(model, optimizer, options=full), tmp_path)
+    loaded = state_files.load_optimizer(tmp_path)
+    assert loaded["state"]["0.weight"]["step"].dtype == torch.float32  # fused keeps `step` a tensor
+
+    resumed, resumed_optimizer = model_and_optimizer()
+    resumed.load_state_dict(model.state_dict())
+    set_optimizer_state_dict(resumed, resumed_optimizer, loaded, options=full)
+    step(model, optimizer, 3)
+    step(resumed, resumed_optimizer, 3)
+    for a, b in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_rng_state_round_trips(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+
+    from finetune import state_files
+
+    state_files.save_rng(tmp_path, rank=0)
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    state_files.load_rng(tmp_path, rank=0)
+    again = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[:2] == again[:2] and torch.equal(first[2], again[2])
