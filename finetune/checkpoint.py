@@ -180,7 +180,7 @@ def _refuse_old_format(path: Path) -> None:
         formatted = "format" in json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         formatted = False
-    pickles = [p.name for p in path.iterdir() if p.suffix in (".pkl", ".bin")]
+    pickles = any(p.suffix in (".pkl", ".bin", ".pt") for p in path.iterdir())
     if pickles or ((path / STATE_FILE).is_file() and not formatted):
         raise RunDirError(
             f"--resume: '{path}' was written by an older finetune in a format that needs pickle "
