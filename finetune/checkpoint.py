@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
 import time
 from pathlib import Path
 
+from finetune import manifest
 from finetune.errors import FinetuneError, RunDirError
 
 CHECKPOINTS_DIR = "checkpoints"
-STATE_FILE = "train_state.json"  # written last into a checkpoint: marks it complete
+STATE_FILE = "train_state.json"
+DAMAGED_SUFFIX = ".damaged"  # a checkpoint that failed verification, kept for inspection
 _NAME = re.compile(r"^step-(\d+)$")
 # Test hook: sleep this many seconds before publishing the named checkpoint, so a test can
 # kill the process while a complete `.tmp-*` directory waits to be renamed.
@@ -106,16 +109,16 @@ def _fsync_tree(root: Path) -> None:
 
 
 def checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run, oldest first. `.tmp-*` (a write cut short) never counts."""
+    """Complete checkpoints of a run (their manifest, written last, exists), oldest first.
+    `.tmp-*` (a write cut short) never counts."""
+    return [(step, path) for step, path in _step_dirs(run) if (path / manifest.MANIFEST_FILE).is_file()]
+
+
+def _step_dirs(run: Path) -> list[tuple[int, Path]]:
     root = Path(run) / CHECKPOINTS_DIR
     if not root.is_dir():
         return []
-    found = []
-    for path in root.iterdir():
-        match = _NAME.match(path.name)
-        if match and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return sorted((int(m.group(1)), path) for path in root.iterdir() if (m := _NAME.match(path.name)))
 
 
 def remove_partial(run: Path) -> None:
@@ -127,24 +130,77 @@ def remove_partial(run: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def find_resume_point(arg: str, run: Path) -> tuple[Path, Path]:
-    """(run directory, checkpoint) for `--resume` (arg 'latest') or `--resume PATH`, where PATH
-    is a run directory or one of its checkpoints."""
+def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path, str]]]:
+    """(run directory, checkpoint, damaged) for `--resume` (arg 'latest') or `--resume PATH`,
+    where PATH is a run directory or one of its checkpoints. The checkpoint is the newest one
+    that passes verification; `damaged` lists the newer ones that failed, with what is wrong
+    (the caller moves them aside once the run is set up). A named checkpoint must be intact."""
     if arg != "latest":
         path = Path(arg).expanduser()
-        if (path / STATE_FILE).is_file():
-            return path.parent.parent, path
+        if _NAME.match(path.name) and path.parent.name == CHECKPOINTS_DIR and path.is_dir():
+            _refuse_old_format(path)
+            if problem := manifest.problem(path):
+                raise RunDirError(f"--resume: checkpoint '{path}' is damaged: {problem}; resume from another one")
+            return path.parent.parent, path, []
         if not path.is_dir():
             raise RunDirError(f"--resume '{arg}': no such directory; pass a run directory or a checkpoint")
         run = path
     found = checkpoints(run)
     if not found:
+        if unfinished := _step_dirs(run):
+            _refuse_old_format(unfinished[-1][1])
+            raise RunDirError(
+                f"--resume: no checkpoint in '{run}' has its {manifest.MANIFEST_FILE} (written "
+                f"last: {unfinished[-1][1].name} was cut short or damaged); start a new run"
+            )
         hint = "" if (Path(run) / "config.yaml").is_file() else " (it is not a run directory)"
         raise RunDirError(
             f"--resume: '{run}' holds no complete checkpoint{hint}; set training.save_every to "
             "write checkpoints, or start the run without --resume"
         )
-    return Path(run), found[-1][1]
+    damaged = []
+    for _, path in reversed(found):
+        problem = manifest.problem(path)
+        if problem is None:
+            return Path(run), path, damaged
+        damaged.append((path, problem))
+    path, problem = damaged[0]
+    raise RunDirError(
+        f"--resume: no intact checkpoint in '{run}': in {path.name}, {problem}"
+        f"{' (and the older ones are damaged too)' if len(damaged) > 1 else ''}; start a new run"
+    )
+
+
+def _refuse_old_format(path: Path) -> None:
+    """Before the manifest, checkpoints were Accelerate's save_state: pickles throughout, and
+    train_state.json had no "format" key."""
+    if (path / manifest.MANIFEST_FILE).is_file():
+        return
+    try:
+        formatted = "format" in json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        formatted = False
+    pickles = any(p.suffix in (".pkl", ".bin", ".pt") for p in path.iterdir())
+    if pickles or ((path / STATE_FILE).is_file() and not formatted):
+        raise RunDirError(
+            f"--resume: '{path}' was written by an older finetune in a format that needs pickle "
+            "(which can run code), so it is not loaded; start a new run, or finish this one with "
+            "the finetune version that wrote it"
+        )
+
+
+def move_aside(damaged: list[tuple[Path, str]], resumed: Path) -> list[str]:
+    """Rename each damaged checkpoint to `step-N.damaged` (never deleted: a user may want to
+    look inside); one line per checkpoint saying what was wrong and where it went."""
+    lines = []
+    for path, problem in damaged:
+        target = path.with_name(path.name + DAMAGED_SUFFIX)
+        if target.exists():
+            shutil.rmtree(target)  # an older damaged copy of the same step, also ours
+        os.replace(path, target)
+        lines.append(f"warning: checkpoint {path.name} is damaged ({problem}); moved it to "
+                     f"{target.name} and resuming from {resumed.name}")
+    return lines
 
 
 def prune(run: Path, keep: int, protect_step: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from finetune import manifest
 from finetune.config import RunConfig
 from finetune.errors import RunDirError
 
@@ -54,6 +55,8 @@ def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
     from finetune.tasks import get_task
 
     source = rd.model_dir(run, checkpoint)
+    if source.parent.name == rd.CHECKPOINTS_DIR and (problem := manifest.problem(source)):
+        raise RunDirError(f"checkpoint '{source}' is damaged: {problem}; choose another checkpoint")
     task = get_task(cfg)
     tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
     task.prepare_tokenizer(tokenizer)

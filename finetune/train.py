@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class Run:
     steps_per_epoch: int
     best: dict = field(default_factory=dict)
     last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
+    data_sha256: dict = field(default_factory=dict)  # of the data files, recorded in checkpoints
 
 
 def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None,
@@ -47,24 +49,36 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
     run directory or to one of its checkpoints. `config_file`: the YAML the run was read from,
     which --overwrite must not delete."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
-    checkpoint = None
+    checkpoint, damaged, lr_scale = None, [], 1.0
+    data_sha256 = train_state.data_sha256(cfg)
     inputs = [] if resume else _inputs(cfg, config_file)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
         if resume:
             if overwrite:
                 raise RunDirError("--resume continues a run and --overwrite deletes it; pass only one")
-            out, checkpoint = ck.find_resume_point(resume, out)
+            found, checkpoint, damaged = ck.find_resume_point(resume, out)
+            if resume != "latest" and found.resolve() != out.resolve():
+                raise RunDirError(
+                    f"--resume '{resume}': it belongs to the run '{found}', but this "
+                    f"config trains into '{out}'; resume with that run's config "
+                    f"({found / rd.CONFIG_FILE}), or set training.output_dir={found}"
+                )
+            out = found
             cfg.training.output_dir = str(out)
-            train_state.check_compatible(cfg, checkpoint)
-            lock.acquire(out)  # before drop_newer and any other write
+            lr_scale = train_state.check_compatible(cfg, checkpoint, data_sha256)
+            lock.acquire(out)  # before moving damaged checkpoints aside, drop_newer and any other write
         else:
             _claim(out, overwrite, inputs, lock)
         run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None, lock=lock, inputs=inputs)
+        run.data_sha256 = data_sha256
         pos = Position()
         if checkpoint is not None:
-            pos = train_state.load(run, checkpoint)
+            pos = train_state.load(run, checkpoint, lr_scale)
             run.best = pos.best
             if run.accelerator.is_main_process:
+                for line in ck.move_aside(damaged, checkpoint):
+                    print(line, file=sys.stderr)
+                write_config(cfg, out)  # with the settings changed on resume (lr, max_steps...)
                 ck.drop_newer(out, pos.step)
             run.accelerator.print(
                 f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
@@ -167,7 +181,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         if not resuming:
             rd.start(out, overwrite, inputs, lock)
         ck.remove_partial(out)  # a write cut short by a kill
-        (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+        if not resuming:  # a resumed run's config is written once its checkpoint has loaded
+            write_config(cfg, out)
     accelerator.wait_for_everyone()
 
     train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds)
@@ -180,7 +195,6 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
-    train_state.register(accelerator, scheduler)
     main = accelerator.is_main_process
     trackers = make_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
@@ -190,6 +204,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch,
     )
+
+
+def write_config(cfg: RunConfig, out: Path) -> None:
+    (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
 
 
 def _train_loader(cfg: RunConfig, task, tokenizer, ds):

@@ -1,29 +1,45 @@
 """What a resumable checkpoint holds, and picking a run up from one.
 
-A checkpoint is `accelerator.save_state` (model or LoRA adapter, optimizer, scheduler, RNG
-states of every process) plus `train_state.json`: the step, the position in the data (epoch and
-micro-batches consumed in it), the running loss window, the best metric so far and how long
-metrics.jsonl was. The JSON is written last, so a directory without it is not a checkpoint.
+A checkpoint holds the model (`model.safetensors`) or LoRA adapter, the optimizer
+(`optimizer.safetensors` + `.json`), the scheduler and loop counters (`scheduler.json`), each
+process's RNG state (`rng_<rank>.safetensors`) and `train_state.json`: the step, the position in
+the data (epoch and micro-batches consumed in it), the running loss window, the best metric so
+far, how long metrics.jsonl was and the SHA-256 of the data files. Nothing in it is a pickle.
+`manifest.json`, written last, lists every file with its size and hash (see `manifest.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from finetune import checkpoint as ck
+from finetune import manifest
 from finetune import run_dir as rd
+from finetune import state_files as sf
 from finetune.config import RunConfig
-from finetune.errors import ConfigError
+from finetune.errors import ConfigError, DataError, RunDirError
 from finetune.restore import save_beside
 
-# Changing any of these makes the saved state meaningless (other weights, other data order).
-# Everything else (max_steps, epochs, save_every, eval cadence...) may change to extend a run.
-FROZEN_SECTIONS = ("task", "model", "lora", "data")
-FROZEN_TRAINING = ("batch_size", "gradient_accumulation_steps", "seed", "group_by_length",
-                   "mixed_precision", "lr", "weight_decay", "scheduler", "warmup_ratio")
+FORMAT = 2  # train_state.json "format"; before it, Accelerate's save_state wrote pickles
+MODEL_WEIGHTS = "model.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+# The settings a resumed run may change (a key, or a whole section); any other change makes the
+# saved state meaningless (other weights, other data order) and is refused naming the key.
+# training.max_steps / epochs may only grow past the checkpoint's step (checked separately).
+RESUMABLE_KEYS = (
+    "training.lr", "training.max_steps", "training.epochs", "training.on_nan",
+    "training.output_dir", "training.save_every", "training.keep_checkpoints",
+    "training.log_every", "training.eval_every", "training.eval_each_epoch",
+    "training.eval_before_training", "training.report_to", "training.mmap_threshold_mb",
+    "eval", "data.max_eval_samples", "data.cache_dir", "model.token",
+    "data.files",  # may move: the files are compared by content (train_state.json data_sha256)
+)
 
 
 @dataclass
@@ -38,67 +54,66 @@ class Position:
     metrics_bytes: int = 0  # metrics.jsonl is cut back to this on resume
 
 
-def check_compatible(cfg: RunConfig, checkpoint: Path) -> None:
-    """Refuse to continue a checkpoint with a config that trains a different thing."""
+def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, str]) -> float:
+    """Refuse to continue a checkpoint with a config or data that train a different thing;
+    return how much training.lr changed (new / saved), which `load` applies to the schedule."""
     import yaml
 
-    saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
+    with _reading(checkpoint, ck.STATE_FILE):
+        state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
+        recorded, step, steps_per_epoch = state["data_sha256"], state["step"], state["steps_per_epoch"]
+    with _reading(checkpoint, rd.CONFIG_FILE):
+        saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
+        saved_lr = saved["training"]["lr"]
+    for split, digest in recorded.items():
+        if data_sha256.get(split) != digest:
+            raise DataError(
+                f"--resume: data.files.{split} '{cfg.data.files.get(split, '?')}' has changed since "
+                f"{checkpoint.name} was saved; restore the file, or start a new run on the new data"
+            )
     new = cfg.model_dump(mode="json")
-    changed = [s for s in FROZEN_SECTIONS if saved.get(s) != new.get(s)]
-    for section in changed:
-        old_part, new_part = saved.get(section), new.get(section)
-        if isinstance(old_part, dict) and isinstance(new_part, dict):
-            key = next(k for k in {**old_part, **new_part} if old_part.get(k) != new_part.get(k))
-            changed[changed.index(section)] = f"{section}.{key}"
-    changed += [f"training.{k}" for k in FROZEN_TRAINING
-                if saved.get("training", {}).get(k) != new["training"].get(k)]
+    changed = [key for key in _differing_keys(saved, new)
+               if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)]
     if changed:
         raise ConfigError(
             f"--resume: '{changed[0]}' differs from the config saved in {checkpoint}; a resumed "
-            "run must train the same model on the same data (only max_steps, epochs and "
-            "logging/eval/save settings may change); start a new run instead"
+            f"run must train the same model on the same data (only {', '.join(RESUMABLE_KEYS[:4])}, "
+            "evaluation, logging and save settings may change); start a new run instead"
         )
+    t = cfg.training
+    total = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))  # as setup() counts
+    if total < step:
+        key = "training.max_steps" if t.max_steps else "training.epochs"
+        raise ConfigError(
+            f"--resume: {key} gives {total} steps, below the {step} of {checkpoint.name}; "
+            f"raise {key}, or resume from an earlier checkpoint"
+        )
+    return t.lr / saved_lr
 
 
-def register(accelerator, scheduler) -> None:
-    """Let save_state/load_state carry the scheduler, and store a LoRA model as a PEFT adapter
-    (not the frozen base weights, which would make each checkpoint as big as the model)."""
-    accelerator.register_for_checkpointing(scheduler)
+def _differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in {**old, **new}:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differing_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return sorted(keys)
 
-    def save_adapter(models, weights, output_dir):
-        from peft import PeftModel
 
-        for i, model in reversed(list(enumerate(models))):
-            inner = accelerator.unwrap_model(model)
-            if isinstance(inner, PeftModel):
-                if accelerator.is_main_process:
-                    inner.save_pretrained(output_dir)  # adapter_model.safetensors + its config
-                del weights[i]
+def data_sha256(cfg: RunConfig) -> dict[str, str]:
+    """SHA-256 of each local data file (Hub datasets are pinned by data.dataset/revision)."""
+    from finetune.data import local_files
 
-    def load_adapter(models, input_dir):
-        from peft import PeftModel, set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        for model in list(models):
-            inner = accelerator.unwrap_model(model)
-            if isinstance(inner, PeftModel):
-                path = Path(input_dir) / "adapter_model.safetensors"
-                weights = load_file(path, device=str(accelerator.device))
-                result = set_peft_model_state_dict(inner, weights)
-                if result.unexpected_keys:
-                    raise ConfigError(
-                        f"'{input_dir}': adapter weights do not fit this model "
-                        f"({result.unexpected_keys[0]}); resume with the run's own config"
-                    )
-                models.remove(model)
-
-    accelerator.register_save_state_pre_hook(save_adapter)
-    accelerator.register_load_state_pre_hook(load_adapter)
+    return {split: manifest.sha256_file(Path(path)) for split, path in local_files(cfg.data).items()
+            if Path(path).is_file()}
 
 
 def save(run, pos: Position) -> Path:
-    """Write checkpoints/step-N atomically (every process writes its RNG state into the same
-    temporary directory; the main process publishes it), then prune old ones."""
+    """Write checkpoints/step-N atomically: every process writes its RNG state into the same
+    temporary directory, the main process the rest and, last, the manifest; then it publishes
+    the directory and prunes old ones."""
     acc = run.accelerator
     target = run.out / ck.CHECKPOINTS_DIR / ck.checkpoint_name(pos.step)
     tmp = target.with_name(f".tmp-{target.name}")
@@ -106,35 +121,146 @@ def save(run, pos: Position) -> Path:
         pos.metrics_bytes = _size(run.out / rd.METRICS_FILE)
         ck.begin(target)
     acc.wait_for_everyone()
+    # Every rank takes part in gathering: under FSDP the weights and optimizer state are sharded.
+    weights = None if run.cfg.lora.enabled else acc.get_state_dict(run.model)
+    optimizer = _full_optimizer_state(run)
     with ck.disk_full_is_clear(target):
         try:
-            acc.save_state(str(tmp))
+            sf.save_rng(tmp, acc.process_index)
             if acc.is_main_process:
-                # Loadable like a finished model: `finetune eval --checkpoint step-N`.
-                save_beside(acc.unwrap_model(run.model), run.tokenizer, run.task, tmp)
-                (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
-                (tmp / ck.STATE_FILE).write_text(json.dumps(asdict(pos), indent=2), encoding="utf-8")
+                _save_main(run, pos, tmp, weights, optimizer)
         except BaseException:
             ck.abandon(tmp)
             raise
     acc.wait_for_everyone()
     if acc.is_main_process:
+        with ck.disk_full_is_clear(target):
+            manifest.write(tmp, target.name)
         ck.publish(tmp, target)
         ck.prune(run.out, run.cfg.training.keep_checkpoints, pos.best.get("step"))
     acc.wait_for_everyone()
     return target
 
 
-def load(run, checkpoint: Path) -> Position:
-    """Restore model, optimizer, scheduler and RNG; return where in the data to continue."""
-    state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
-    run.accelerator.load_state(str(checkpoint))
-    pos = Position(**state)
+def _save_main(run, pos: Position, tmp: Path, weights, optimizer: dict) -> None:
+    model = run.accelerator.unwrap_model(run.model)
+    if weights is None:
+        model.save_pretrained(tmp)  # LoRA: adapter_model.safetensors + adapter_config.json
+    else:
+        model.save_pretrained(tmp, state_dict=weights)  # model.safetensors
+    # Loadable like a finished model: `finetune eval --checkpoint step-N`.
+    save_beside(model, run.tokenizer, run.task, tmp)
+    sf.save_optimizer(optimizer, tmp)
+    scaler = run.accelerator.scaler
+    sf.save_scheduler(run.scheduler.state_dict(), {
+        "accelerator_step": run.accelerator.step,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }, tmp)
+    (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
+    state = {**asdict(pos), "format": FORMAT, "steps_per_epoch": run.steps_per_epoch,
+             "data_sha256": run.data_sha256}
+    (tmp / ck.STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+
+def _full_optimizer_state(run) -> dict:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(run.model, run.optimizer.optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
+    """Restore model, optimizer, scheduler and RNG from safetensors and JSON only; return where
+    in the data to continue. `lr_scale`: new training.lr / the checkpoint's."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    acc = run.accelerator
+    with _reading(checkpoint, ck.STATE_FILE):
+        state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
+    with _reading(checkpoint, ADAPTER_WEIGHTS if run.cfg.lora.enabled else MODEL_WEIGHTS):
+        _load_weights(run, checkpoint)
+    with _reading(checkpoint, sf.OPTIMIZER_TENSORS):
+        set_optimizer_state_dict(run.model, run.optimizer.optimizer, sf.load_optimizer(checkpoint),
+                                 options=StateDictOptions(full_state_dict=True))
+    with _reading(checkpoint, sf.SCHEDULER_JSON):
+        loop = sf.load_scheduler(checkpoint)
+        run.scheduler.load_state_dict(loop["scheduler"])
+        acc.step = loop["accelerator_step"]
+        if acc.scaler is not None and loop["scaler"] is not None:
+            acc.scaler.load_state_dict(loop["scaler"])
+    if lr_scale != 1.0:
+        _scale_lr(run, lr_scale)
+    with _reading(checkpoint, sf.rng_file(acc.process_index)):
+        sf.load_rng(checkpoint, acc.process_index)
+    pos = Position(**{k: v for k, v in state.items() if k in Position.__dataclass_fields__})
     metrics = run.out / rd.METRICS_FILE
-    if run.accelerator.is_main_process and metrics.is_file():
+    if acc.is_main_process and metrics.is_file():
         # Lines written after the checkpoint (by the interrupted run) are written again.
         os.truncate(metrics, min(pos.metrics_bytes, _size(metrics)))
     return pos
+
+
+@contextlib.contextmanager
+def _reading(checkpoint: Path, name: str):
+    """A file that passed the manifest check yet does not parse was forged together with its
+    manifest: one line naming it, never a traceback (and never a pickle: nothing here unpickles)."""
+    import yaml
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (SafetensorError, yaml.YAMLError, OSError, ValueError, KeyError, TypeError, IndexError,
+            RuntimeError) as exc:  # RuntimeError: tensors of the wrong shape
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(
+            f"--resume: '{checkpoint / name}' cannot be read ({detail}); the checkpoint was "
+            "altered after it was written; resume from another checkpoint or start a new run"
+        ) from exc
+
+
+def _load_weights(run, checkpoint: Path) -> None:
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    inner = run.accelerator.unwrap_model(run.model)
+    if run.cfg.lora.enabled:
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(inner, load_file(checkpoint / ADAPTER_WEIGHTS))
+        unexpected = result.unexpected_keys
+    else:
+        weights = load_file(checkpoint / MODEL_WEIGHTS)
+        result = set_model_state_dict(run.model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+        unexpected = result.unexpected_keys
+        # save_pretrained stores a tied weight once; every other missing key is a real gap.
+        missing = set(result.missing_keys) - _tied_keys(inner)
+        if missing:
+            unexpected = sorted(missing)
+    if unexpected:
+        raise ConfigError(
+            f"'{checkpoint}': its weights do not fit this model ({unexpected[0]}); resume with the "
+            "run's own config"
+        )
+
+
+def _tied_keys(model) -> set[str]:
+    """Keys that share storage with another key of the state dict (tied embeddings)."""
+    from collections import Counter
+
+    pointers = {key: t.untyped_storage().data_ptr() for key, t in model.state_dict().items()}
+    shared = Counter(pointers.values())
+    return {key for key, pointer in pointers.items() if shared[pointer] > 1}
+
+
+def _scale_lr(run, scale: float) -> None:
+    """training.lr changed on resume: the schedule keeps its shape around the new peak."""
+    sched = run.scheduler
+    sched.base_lrs = [lr * scale for lr in sched.base_lrs]
+    sched._last_lr = [lr * scale for lr in sched._last_lr]
+    for group in run.optimizer.param_groups:
+        group["lr"] *= scale
+        if "initial_lr" in group:
+            group["initial_lr"] *= scale
 
 
 def _size(path: Path) -> int:

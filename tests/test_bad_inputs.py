@@ -153,14 +153,96 @@ def data_inside_marked_run(tmp, cfg, model):
     return args
 
 
-def resume_changed(tmp, cfg, model):
-    run = Path(cfg["training"]["output_dir"])
-    checkpoint = run / "checkpoints" / "step-000001"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "config.yaml").write_text(RunConfig.model_validate(cfg).to_yaml())
-    (checkpoint / "train_state.json").write_text('{"step": 1}')
-    cfg["lora"] = {"enabled": True}
-    return ["train", "--resume"]
+# ----------------------------------------------------------------------------- checkpoints
+def checkpointed_run(model: Path, files: dict) -> Path:
+    """A short run with checkpoints at steps 1 and 2, trained once per session (beside the tiny
+    model, in pytest's base temp); the checkpoint cases copy it and damage or contradict it."""
+    from finetune.train import train
+
+    root = model.parent / "checkpointed-run"
+    if not (root / "run" / "model").is_dir():
+        cfg = base_config(root, model, files)
+        cfg["training"]["save_every"] = 1
+        train(RunConfig.model_validate(cfg), root / "run")
+    return root / "run"
+
+
+def checkpointed(edit=lambda tmp, cfg, run: None, args=("--resume",)):
+    """Copy the checkpointed run to the case's output_dir, let `edit` change the config or the
+    copy, and resume it (or run `args` when they name another command)."""
+    def make(tmp, cfg, model):
+        run = Path(cfg["training"]["output_dir"])
+        shutil.copytree(checkpointed_run(model, cfg["data"]["files"]), run)
+        extra = edit(tmp, cfg, run)
+        resolved = [a.format(run=run, tmp=tmp) for a in args] + list(extra or [])
+        return resolved if resolved[0] == "eval" else ["train", *resolved]
+    return make
+
+
+def each_checkpoint(damage, only=None):
+    def edit(tmp, cfg, run):
+        for path in sorted((run / "checkpoints").glob(only or "step-*")):
+            damage(path)
+    return edit
+
+
+class _Planted:
+    """Unpickling this creates the file `marker` (what a crafted checkpoint could do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def planted_pickle(marker: Path) -> bytes:
+    import pickle
+
+    return pickle.dumps(_Planted(marker))
+
+
+def truncate(name):
+    def damage(path):
+        data = (path / name).read_bytes()
+        (path / name).write_bytes(data[: len(data) // 2])
+    return damage
+
+
+def remove(name):
+    return lambda path: (path / name).unlink()
+
+
+def pickle_as(name, forge_manifest=False):
+    def damage(path):
+        from finetune import manifest
+
+        (path / name).write_bytes(planted_pickle(path.parents[3] / "PWNED"))
+        if forge_manifest:
+            manifest.write(path, path.name)
+    return damage
+
+
+def old_format(path: Path) -> None:
+    """What finetune wrote before manifests: Accelerate's pickles, train_state.json without a format."""
+    (path / "manifest.json").unlink()
+    (path / "random_states_0.pkl").write_bytes(planted_pickle(path.parents[3] / "PWNED"))
+    state = json.loads((path / "train_state.json").read_text())
+    state.pop("format")
+    (path / "train_state.json").write_text(json.dumps(state))
+
+
+def resume_with(dotted, value):
+    return lambda tmp, cfg, run: set_key(cfg, dotted, value)
+
+
+def changed_data(tmp, cfg, run):
+    text = Path(cfg["data"]["files"]["train"]).read_text()
+    cfg["data"]["files"]["train"] = write(tmp, "train.jsonl", text.replace("a", "e", 1))
+
+
+def another_run(tmp, cfg, run):
+    shutil.copytree(run, tmp / "other")
 
 
 def output_is_file(tmp, cfg, model):
@@ -210,7 +292,7 @@ CASES = [
     ("output-dir-is-file", output_is_file, "is a file"),
     ("resume-without-checkpoint", existing_run(["--resume"]), "no complete checkpoint"),
     ("resume-path-missing", lambda tmp, cfg, model: ["train", "--resume", str(tmp / "nowhere")], "nowhere"),
-    ("resume-changed-config", resume_changed, "'lora.enabled' differs"),
+    ("resume-changed-config", checkpointed(resume_with("lora.enabled", True)), "'lora.enabled' differs"),
     ("resume-and-overwrite", existing_run(["--resume", "--overwrite"]), "pass only one"),
     # trust-rundir: only a directory finetune made (.finetune-run) is ever emptied
     ("overwrite-user-folder", user_folder("thesis.txt"), "not created by finetune (it holds thesis.txt)"),
@@ -224,6 +306,28 @@ CASES = [
     ("legacy-run-without-overwrite", existing_run(marked=False), "already holds a run written by an older finetune"),
     ("overwrite-legacy-run", existing_run(["--overwrite"], marked=False), "delete it yourself"),
     ("resume-into-user-folder", user_folder("thesis.txt", extra_args=("--resume",)), "not a run directory"),
+    # checkpoints: no pickle, verified, resumed only with what they were trained on (issue 10, 3-5)
+    ("resume-old-format-checkpoint", checkpointed(each_checkpoint(old_format)), "older finetune"),
+    ("resume-pickle-as-rng", checkpointed(each_checkpoint(pickle_as("rng_0.safetensors"))), "rng_0.safetensors"),
+    ("resume-pickle-forged-manifest",
+     checkpointed(each_checkpoint(pickle_as("rng_0.safetensors", forge_manifest=True))), "rng_0.safetensors"),
+    ("resume-truncated-model", checkpointed(each_checkpoint(truncate("model.safetensors"))), "model.safetensors"),
+    ("resume-truncated-train-state", checkpointed(each_checkpoint(truncate("train_state.json"))), "train_state.json"),
+    ("resume-missing-optimizer", checkpointed(each_checkpoint(remove("optimizer.safetensors"))),
+     "optimizer.safetensors is missing"),
+    ("resume-missing-manifest", checkpointed(each_checkpoint(remove("manifest.json"))), "has its manifest.json"),
+    ("resume-changed-data", checkpointed(changed_data), "data.files.train"),
+    ("resume-changed-model", checkpointed(resume_with("model.name_or_path", "other/model")), "'model.name_or_path' differs"),
+    ("resume-changed-seed", checkpointed(resume_with("training.seed", 7)), "'training.seed' differs"),
+    ("resume-changed-batch-size", checkpointed(resume_with("training.batch_size", 4)), "'training.batch_size' differs"),
+    ("resume-max-steps-below", checkpointed(resume_with("training.max_steps", 1)), "training.max_steps gives 1 steps"),
+    ("resume-checkpoint-of-another-run",
+     checkpointed(another_run, args=("--resume", "{tmp}/other/checkpoints/step-000002")), "belongs to the run"),
+    ("resume-named-damaged-checkpoint",
+     checkpointed(each_checkpoint(truncate("optimizer.safetensors"), only="step-000001"),
+                  args=("--resume", "{run}/checkpoints/step-000001")), "optimizer.safetensors"),
+    ("eval-damaged-checkpoint", checkpointed(each_checkpoint(truncate("model.safetensors"), only="step-000002"),
+                                             args=("eval", "{run}", "--checkpoint", "step-000002")), "is damaged"),
 ]
 
 
@@ -254,6 +358,8 @@ def cli_args(case, tmp: Path, model: Path, files: dict) -> list[str]:
     if made[:2] == ["validate", "--path"]:
         return ["config", "validate", made[2]]
     config.write_text(yaml.safe_dump(cfg))
+    if made[0] == "eval":
+        return made
     if made[0] == "validate":
         return ["config", "validate", str(config), *made[1:]]
     return ["train", "--config", str(config), *made[1:]]
