@@ -62,8 +62,14 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
             f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
             f"{pos.batches_in_epoch} batches into it)"
         )
-    metrics = train_loop(run, pos)
-    save_final(run)
+    try:
+        metrics = train_loop(run, pos)
+        save_final(run)
+    except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
+        raise TrainingStopped(
+            f"interrupted at once; a save under way was abandoned, what was saved before is intact. "
+            f"{_resume_hint(run)}", exit_code=130,
+        ) from None
     return metrics
 
 
@@ -138,7 +144,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
 
     if accelerator.is_main_process:
         rd.clear(out) if overwrite else out.mkdir(parents=True, exist_ok=True)
-        ck.remove_partial(out)  # a write cut short by a kill
+        ck.remove_partial(out, (rd.MODEL_DIR, rd.BEST_DIR))  # a write cut short by a kill or a full disk
         (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
     accelerator.wait_for_everyone()
 

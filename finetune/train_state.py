@@ -106,17 +106,17 @@ def save(run, pos: Position) -> Path:
         pos.metrics_bytes = _size(run.out / rd.METRICS_FILE)
         ck.begin(target)
     acc.wait_for_everyone()
-    with ck.disk_full_is_clear(target):
-        try:
+    try:
+        with ck.write_errors_are_clear(target):  # judged before cleanup frees the space again
             acc.save_state(str(tmp))
             if acc.is_main_process:
                 # Loadable like a finished model: `finetune eval --checkpoint step-N`.
                 save_beside(acc.unwrap_model(run.model), run.tokenizer, run.task, tmp)
                 (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
                 (tmp / ck.STATE_FILE).write_text(json.dumps(asdict(pos), indent=2), encoding="utf-8")
-        except BaseException:
-            ck.abandon(tmp)
-            raise
+    except BaseException:
+        ck.abandon(tmp)
+        raise
     acc.wait_for_everyone()
     if acc.is_main_process:
         ck.publish(tmp, target)
