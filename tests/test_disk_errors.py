@@ -16,7 +16,7 @@ import time
 
 import pytest
 import yaml
-from conftest import QUIET_ENV, ROOT, run_cli
+from conftest import QUIET_ENV, ROOT
 from safetensors.torch import load_file
 from test_bad_inputs import base_config, run_main
 
@@ -122,7 +122,9 @@ def test_write_errno_reads_the_cause(error, code):
     assert write_errno(error) == code
 
 
-def test_second_ctrl_c_during_a_save_abandons_it_and_leaves_a_resumable_run(tmp_path, tiny_bert, sentiment_files):
+def test_second_ctrl_c_during_a_save_abandons_it_and_leaves_a_resumable_run(
+    tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch
+):
     run = tmp_path / "run"
     cfg = _config(tmp_path, tiny_bert, sentiment_files, max_steps=4, save_every=1)
     stall = {checkpoint.STALL_ENV: "step-000002:60"}
@@ -146,6 +148,6 @@ def test_second_ctrl_c_during_a_save_abandons_it_and_leaves_a_resumable_run(tmp_
     assert "step-000001" in line
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001"]
     command = shlex.split(line.split("continue with: ")[1])
-    result = run_cli(*command[1:], "training.max_steps=2")
-    assert result.returncode == 0, result.stderr
+    code, stderr = run_main([*command[1:], "training.max_steps=2"], capsys, monkeypatch)  # as advised
+    assert code == 0, stderr
     assert not list(run.rglob(".tmp-*"))
