@@ -40,12 +40,13 @@ def _env() -> dict:
 
 def test_disk_full_on_a_real_tmpfs_keeps_the_previous_checkpoint(tmp_path, tiny_bert, sentiment_files):
     """The run directory sits on a 20 MB tmpfs (in a private mount namespace): the step-1
-    checkpoint (~13 MB of weights and optimizer state) fits, step 2 does not."""
+    checkpoint (~13 MB of weights and optimizer state) fits, step 2 does not. Then a run on a
+    3 MB tmpfs, whose saved model does not fit."""
     if shutil.which("unshare") is None:
         pytest.skip("no unshare(1) to make a private mount namespace")
-    mnt, out = tmp_path / "mnt", tmp_path / "out"
-    mnt.mkdir()
-    out.mkdir()
+    mnt, small, out = tmp_path / "mnt", tmp_path / "small", tmp_path / "out"
+    for folder in (mnt, small, out):
+        folder.mkdir()
     cfg = _config(tmp_path, tiny_bert, sentiment_files, output_dir=str(mnt / "run"), max_steps=3, save_every=1)
     train = f"{shlex.quote(sys.executable)} -m finetune train --config {cfg}"
     script = f"""
@@ -56,6 +57,10 @@ mount -o remount,size=64m {mnt}
 {train} --resume >/dev/null 2>{out}/resume.err; echo $? >{out}/resume.rc
 find {mnt}/run -name '.tmp-*' >{out}/leftovers
 cp {mnt}/run/metrics.jsonl {out}/
+mount -t tmpfs -o size=3m tmpfs {small} || exit 99
+{train} training.output_dir={small}/run training.save_every=null >/dev/null 2>{out}/model.err
+echo $? >{out}/model.rc
+ls -A {small}/run >{out}/model-run-files
 """
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=_env(),
                             capture_output=True, text=True, timeout=600)
@@ -77,6 +82,12 @@ cp {mnt}/run/metrics.jsonl {out}/
     assert (out / "leftovers").read_text() == ""
     steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["type"] == "train"]
     assert steps == [3]  # log_every 10: the last step is logged, once
+
+    # On 3 MB not even the first model (4 MB) fits: safetensors' own error, the same one line.
+    model_err = (out / "model.err").read_text()
+    assert (out / "model.rc").read_text().strip() == "2" and "Traceback" not in model_err, model_err
+    assert model_err.strip().splitlines()[-1].startswith(f"error: no space left on device while writing '{small}/run/")
+    assert (out / "model-run-files").read_text().split() == ["config.yaml", "metrics.jsonl"]
 
 
 def test_permission_denied_names_the_file(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch):
