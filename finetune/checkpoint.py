@@ -116,7 +116,8 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
 
 def remove_partial(run: Path, saved_dirs: tuple[str, ...] = ()) -> None:
     """Delete what a killed or refused write left behind: `.tmp-*` and `.old-*` (beside a
-    complete copy) in checkpoints/, and `.tmp-NAME` of the run's own `saved_dirs` (final, best)."""
+    complete copy) in checkpoints/, and `.tmp-NAME` of the run's own `saved_dirs` (final, best),
+    whose `.old-NAME` goes back in place if a kill came between publish()'s two renames."""
     root = Path(run) / CHECKPOINTS_DIR
     if root.is_dir():
         for path in root.iterdir():
@@ -124,6 +125,9 @@ def remove_partial(run: Path, saved_dirs: tuple[str, ...] = ()) -> None:
                 shutil.rmtree(path, ignore_errors=True)
     for name in saved_dirs:
         shutil.rmtree(Path(run) / f".tmp-{name}", ignore_errors=True)
+        old, target = Path(run) / f".old-{name}", Path(run) / name
+        if old.is_dir():
+            shutil.rmtree(old) if target.exists() else os.replace(old, target)
 
 
 def find_resume_point(arg: str, run: Path) -> tuple[Path, Path]:

@@ -67,7 +67,7 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
         save_final(run)
     except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
         raise TrainingStopped(
-            f"interrupted at once; a save under way was abandoned, what was saved before is intact. "
+            f"interrupted at once (a save under way, if any, was abandoned; what was saved before is intact). "
             f"{_resume_hint(run)}", exit_code=130,
         ) from None
     return metrics

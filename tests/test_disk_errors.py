@@ -155,10 +155,23 @@ def test_second_ctrl_c_during_a_save_abandons_it_and_leaves_a_resumable_run(
         proc.kill()
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     line = stderr.strip().splitlines()[-1]
-    assert line.startswith("stopped: interrupted at once; a save under way was abandoned")
+    assert line.startswith("stopped: interrupted at once (a save under way, if any, was abandoned")
     assert "step-000001" in line
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001"]
     command = shlex.split(line.split("continue with: ")[1])
     code, stderr = run_main([*command[1:], "training.max_steps=2"], capsys, monkeypatch)  # as advised
     assert code == 0, stderr
+    assert not list(run.rglob(".tmp-*"))
+
+
+def test_next_start_clears_what_a_cut_save_left_and_restores_a_displaced_model(tmp_path):
+    run = tmp_path / "run"
+    for leftover in ("checkpoints/.tmp-step-000003", ".tmp-model", ".tmp-best", ".old-model"):
+        (run / leftover).mkdir(parents=True)
+        (run / leftover / "weights").write_text(leftover)
+    (run / "best").mkdir()
+    (run / ".old-best").mkdir()  # beside a complete `best`: a finished publish's leftover
+    checkpoint.remove_partial(run, ("model", "best"))
+    assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoints", "model"]
+    assert (run / "model" / "weights").read_text() == ".old-model"  # killed between the two renames
     assert not list(run.rglob(".tmp-*"))
