@@ -6,7 +6,6 @@ What goes inside a checkpoint (model, optimizer, RNG, data position) is `train_s
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -14,8 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
-from finetune import manifest
-from finetune.errors import FinetuneError, RunDirError
+from finetune import disk_errors, manifest
+from finetune.errors import RunDirError
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "train_state.json"
@@ -24,10 +23,6 @@ _NAME = re.compile(r"^step-(\d+)$")
 # Test hook: sleep this many seconds before publishing the named checkpoint, so a test can
 # kill the process while a complete `.tmp-*` directory waits to be renamed.
 STALL_ENV = "FINETUNE_TEST_STALL_CHECKPOINT"
-
-
-class DiskFullError(FinetuneError):
-    """The disk filled up while saving; the previous save is untouched."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -41,19 +36,19 @@ def atomic_dir(target: Path):
     A crash midway leaves only a `.tmp-*` directory, which the next write removes.
     """
     tmp = begin(target)
-    with disk_full_is_clear(target):
-        try:
+    try:
+        with write_errors_are_clear(target):  # judged before cleanup frees the space again
             yield tmp
-        except BaseException:
-            abandon(tmp)
-            raise
+    except BaseException:
+        abandon(tmp)
+        raise
     publish(tmp, target)
 
 
 def begin(target: Path) -> Path:
     target = Path(target)
     tmp = target.with_name(f".tmp-{target.name}")
-    with disk_full_is_clear(target):
+    with write_errors_are_clear(target):
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -66,11 +61,15 @@ def abandon(tmp: Path) -> None:
 
 def publish(tmp: Path, target: Path) -> None:
     target = Path(target)
-    with disk_full_is_clear(target):
-        _fsync_tree(tmp)
-    stall = os.environ.get(STALL_ENV, "")
-    if stall and stall.split(":")[0] == target.name:
-        time.sleep(float(stall.split(":")[1]))
+    try:
+        with write_errors_are_clear(target):
+            _fsync_tree(tmp)
+        stall = os.environ.get(STALL_ENV, "")
+        if stall and stall.split(":")[0] == target.name:
+            time.sleep(float(stall.split(":")[1]))
+    except BaseException:  # a second Ctrl-C (KeyboardInterrupt) abandons the save, not the last one
+        abandon(tmp)
+        raise
     old = target.with_name(f".old-{target.name}")
     if target.exists():
         if old.exists():
@@ -82,19 +81,15 @@ def publish(tmp: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def disk_full_is_clear(target: Path):
-    """Turn ENOSPC/EDQUOT into a one-line error naming the directory; the caller's cleanup of
-    the temporary directory has already run, and `target` itself was never touched."""
+def write_errors_are_clear(target: Path):
+    """A refused write (disk full, read-only, ...) becomes one line naming `target`; the
+    temporary directory is removed first, and `target` itself was never touched."""
     try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
+        with disk_errors.write_errors_are_clear(target, keeps_previous=True):
+            yield
+    except disk_errors.WriteError:
         abandon(Path(target).with_name(f".tmp-{Path(target).name}"))
-        raise DiskFullError(
-            f"no space left on the device while saving '{target}'; what was saved there before "
-            f"is intact; free space under '{Path(target).parent}' and run again (with --resume)"
-        ) from exc
+        raise
 
 
 def _fsync_tree(root: Path) -> None:
@@ -121,13 +116,20 @@ def _step_dirs(run: Path) -> list[tuple[int, Path]]:
     return sorted((int(m.group(1)), path) for path in root.iterdir() if (m := _NAME.match(path.name)))
 
 
-def remove_partial(run: Path) -> None:
-    """Delete what a killed write left behind (`.tmp-*`, `.old-*` beside a complete copy)."""
+def remove_partial(run: Path, saved_dirs: tuple[str, ...] = ()) -> None:
+    """Delete what a killed or refused write left behind: `.tmp-*` and `.old-*` (beside a
+    complete copy) in checkpoints/, and `.tmp-NAME` of the run's own `saved_dirs` (final, best),
+    whose `.old-NAME` goes back in place if a kill came between publish()'s two renames."""
     root = Path(run) / CHECKPOINTS_DIR
     if root.is_dir():
         for path in root.iterdir():
             if path.name.startswith((".tmp-", ".old-")):
                 shutil.rmtree(path, ignore_errors=True)
+    for name in saved_dirs:
+        shutil.rmtree(Path(run) / f".tmp-{name}", ignore_errors=True)
+        old, target = Path(run) / f".old-{name}", Path(run) / name
+        if old.is_dir():
+            shutil.rmtree(old) if target.exists() else os.replace(old, target)
 
 
 def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path, str]]]:

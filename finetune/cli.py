@@ -226,12 +226,17 @@ def bare_resume(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    from finetune.disk_errors import as_write_error
     from finetune.errors import TrainingStopped
 
     debug = "--debug" in sys.argv[1:]
     try:
         app(args=bare_resume(sys.argv[1:]))
-    except FinetuneError as exc:
+    except (FinetuneError, OSError) as caught:
+        # Last line of defence: a refused write no saver wrapped is still one line naming the path.
+        exc = caught if isinstance(caught, FinetuneError) else as_write_error(caught)
+        if exc is None:
+            raise
         if debug:
             traceback.print_exc()
         message = " ".join(str(exc).split())  # always one line

@@ -160,7 +160,8 @@ class TrainingSection(Section):
     )
     keep_checkpoints: int = Field(2, gt=0, description="Newest checkpoints kept (plus the best one).")
     on_nan: Literal["stop", "skip"] = Field(
-        "stop", description="A NaN/inf loss stops the run (`stop`) or its batch is dropped (`skip`)."
+        "stop", description="A NaN/inf loss stops the run (`stop`) or its batch is dropped (`skip`; "
+        "a whole log window of bad batches in a row, at least 8, still stops it)."
     )
 
 

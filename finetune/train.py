@@ -84,8 +84,14 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
                 f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
                 f"{pos.batches_in_epoch} batches into it)"
             )
-        metrics = train_loop(run, pos)
-        save_final(run)
+        try:
+            metrics = train_loop(run, pos)
+            save_final(run)
+        except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
+            raise TrainingStopped(
+                f"interrupted at once (a save under way, if any, was abandoned; what was saved before "
+                f"is intact). {_resume_hint(run)}", exit_code=130,
+            ) from None
     return metrics
 
 
@@ -180,7 +186,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     if accelerator.is_main_process:
         if not resuming:
             rd.start(out, overwrite, inputs, lock)
-        ck.remove_partial(out)  # a write cut short by a kill
+        ck.remove_partial(out, (rd.MODEL_DIR, rd.BEST_DIR))  # a write cut short by a kill or a full disk
         if not resuming:  # a resumed run's config is written once its checkpoint has loaded
             write_config(cfg, out)
     accelerator.wait_for_everyone()
@@ -296,7 +302,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     import torch
     from tqdm.auto import tqdm
 
-    from finetune.divergence import DivergenceGuard
+    from finetune.divergence import DivergenceGuard, require_finite_weights
     from finetune.interrupts import StopRequests
 
     pos = pos or Position()
@@ -307,13 +313,13 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process, desc="Training")
     window = Throughput(acc)
     loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
-    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run),
-                            any_process=lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag)
+    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run), any_process=_any_process(acc),
+                            skip_limit=cfg.log_every * cfg.gradient_accumulation_steps)
     saved_step = pos.step if pos.step else -1
     metrics: dict[str, float] = {}
 
     def evaluate_now(epoch: float) -> dict:
-        guard.check()
+        guard.check_before_save()  # an evaluation may save the best model
         window.pause()  # evaluation time is not training time: keep it out of samples/s
         result = evaluate(run, pos.step, epoch)
         window.resume()
@@ -322,7 +328,8 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
 
     def checkpoint() -> None:
         nonlocal saved_step
-        guard.check()  # never save diverged weights
+        guard.check_before_save()  # never save diverged weights
+        require_finite_weights(model, ck.checkpoint_name(pos.step), _resume_hint(run), _any_process(acc))
         pos.loss_sum, pos.best = float(loss_sum.item()), run.best
         train_state.save(run, pos)
         saved_step = pos.step
@@ -382,7 +389,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
                 f"stopped by {_signal_name(stop.signum)} after step {pos.step}. {_resume_hint(run)}",
                 exit_code=stop.exit_code,
             )
-    guard.check()
+    guard.check_before_save()
     if pos.last_eval_step != pos.step or not run.last_eval[0]:
         # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
         metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
@@ -401,6 +408,11 @@ def _epoch_batches(run: Run, pos: Position):
     if pos.batches_in_epoch:
         return run.accelerator.skip_first_batches(run.train_loader, pos.batches_in_epoch)
     return run.train_loader
+
+
+def _any_process(acc):
+    """Under DDP every process must take the same branch: the maximum of a 0/1 flag over them."""
+    return lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag
 
 
 def _resume_hint(run: Run) -> str:
@@ -541,9 +553,11 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
     import json
 
     from finetune.checkpoint import atomic_dir
+    from finetune.divergence import require_finite_weights
     from finetune.restore import save_beside
 
     run.accelerator.wait_for_everyone()
+    require_finite_weights(run.model, target.name, _resume_hint(run), _any_process(run.accelerator))
     # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
     state_dict = run.accelerator.get_state_dict(run.model)
     if run.accelerator.is_main_process:

@@ -124,18 +124,22 @@ def save(run, pos: Position) -> Path:
     # Every rank takes part in gathering: under FSDP the weights and optimizer state are sharded.
     weights = None if run.cfg.lora.enabled else acc.get_state_dict(run.model)
     optimizer = _full_optimizer_state(run)
-    with ck.disk_full_is_clear(target):
-        try:
+    try:
+        with ck.write_errors_are_clear(target):  # judged before cleanup frees the space again
             sf.save_rng(tmp, acc.process_index)
             if acc.is_main_process:
                 _save_main(run, pos, tmp, weights, optimizer)
+    except BaseException:
+        ck.abandon(tmp)
+        raise
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        try:
+            with ck.write_errors_are_clear(target):
+                manifest.write(tmp, target.name)
         except BaseException:
             ck.abandon(tmp)
             raise
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        with ck.disk_full_is_clear(target):
-            manifest.write(tmp, target.name)
         ck.publish(tmp, target)
         ck.prune(run.out, run.cfg.training.keep_checkpoints, pos.best.get("step"))
     acc.wait_for_everyone()

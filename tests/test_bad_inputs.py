@@ -250,6 +250,92 @@ def output_is_file(tmp, cfg, model):
     return ["train"]
 
 
+
+# ----------------------------------------------------------------------------- refused writes
+# (an OS error at a write: read-only, a file where a directory should be, or the reverse)
+
+_MOUNTS: list[Path] = []
+
+
+def read_only_dir(tmp: Path) -> Path:
+    """An empty read-only file system (a tmpfs mounted ro), unmounted when the module ends."""
+    import subprocess
+
+    target = tmp / "read-only"
+    target.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    _MOUNTS.append(target)
+    return target
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _unmount_read_only_dirs():
+    import subprocess
+
+    yield
+    for target in _MOUNTS:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def output_on_read_only(inside: str):
+    def make(tmp, cfg, model):
+        root = read_only_dir(tmp)
+        cfg["training"]["output_dir"] = str(root / inside if inside else root)
+        return ["train"]
+    return make
+
+
+def output_under_a_file(tmp, cfg, model):
+    cfg["training"]["output_dir"] = str(Path(write(tmp, "a-file", "not a directory")) / "run")
+    return ["train"]
+
+
+def finished_run(tmp: Path, cfg: dict) -> Path:
+    """A copy, at cfg's output_dir, of a finished one-step run with its step-1 checkpoint; the
+    run itself is trained once per test session."""
+    from finetune.train import train
+
+    template = tmp.parent / "finished-run-template"
+    if not (template / "model").is_dir():
+        shutil.rmtree(template, ignore_errors=True)
+        training = {**cfg["training"], "output_dir": str(template), "max_steps": 1, "save_every": 1}
+        train(RunConfig.model_validate({**cfg, "training": training}), template)
+    run = Path(cfg["training"]["output_dir"])
+    shutil.copytree(template, run)
+    return run
+
+
+def in_finished_run(command: str, blocker: str, is_dir: bool, *args: str, drop: str = ""):
+    """`finetune COMMAND RUN ARGS` where `blocker` in the run is a directory (or a file) that
+    the command must write as a file (or a directory); `drop`: a file it writes before that."""
+    def make(tmp, cfg, model):
+        run = finished_run(tmp, cfg)
+        if drop:
+            (run / drop).unlink()
+        path = run / blocker
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        path.mkdir() if is_dir else path.write_text("in the way")
+        return [command, str(run), *args]
+    return make
+
+
+def eval_on_read_only_copy(tmp, cfg, model):
+    """`finetune eval` of a run that sits on a read-only bind mount of its own directory."""
+    import subprocess
+
+    run = finished_run(tmp, cfg)
+    (run / "eval_validation.json").unlink()
+    view = tmp / "read-only-run"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(run), str(view)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip("cannot bind-mount read-only here (needs root and mount rights)")
+    _MOUNTS.append(view)
+    return ["eval", str(view)]
+
+
 CASES = [
     ("yaml-syntax", raw_yaml("task: sentiment\nmodel: {name_or_path: x\n"), "YAML syntax error at line"),
     ("yaml-tab-indent", raw_yaml("task: sentiment\nmodel:\n\tname_or_path: x\n"), "YAML syntax error"),
@@ -328,6 +414,17 @@ CASES = [
                   args=("--resume", "{run}/checkpoints/step-000001")), "optimizer.safetensors"),
     ("eval-damaged-checkpoint", checkpointed(each_checkpoint(truncate("model.safetensors"), only="step-000002"),
                                              args=("eval", "{run}", "--checkpoint", "step-000002")), "is damaged"),
+    # refused writes (issue 10, item 7): one line naming the path and the OS's cause
+    ("output-dir-read-only", output_on_read_only("run"), "read-only file system while writing"),
+    ("output-dir-on-read-only-root", output_on_read_only(""), "config.yaml'"),
+    ("output-dir-under-a-file", output_under_a_file, "not a directory while writing"),
+    ("eval-run-read-only", eval_on_read_only_copy, "read-only file system while writing"),
+    ("eval-file-is-a-directory", in_finished_run("eval", "eval_validation.json", True), "eval_validation.json'"),
+    ("predictions-file-is-a-directory",
+     in_finished_run("eval", "predictions_validation.jsonl", True, drop="eval_validation.json"),
+     "predictions_validation.jsonl'"),
+    ("plots-dir-is-a-file", in_finished_run("plot", "plots", False), "plots'"),
+    ("attention-dir-is-a-file", in_finished_run("attention", "attention", False, "good"), "attention'"),
 ]
 
 
@@ -358,7 +455,7 @@ def cli_args(case, tmp: Path, model: Path, files: dict) -> list[str]:
     if made[:2] == ["validate", "--path"]:
         return ["config", "validate", made[2]]
     config.write_text(yaml.safe_dump(cfg))
-    if made[0] == "eval":
+    if made[0] in ("eval", "plot", "attention"):  # commands on a run directory, not a config
         return made
     if made[0] == "validate":
         return ["config", "validate", str(config), *made[1:]]
