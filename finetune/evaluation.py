@@ -15,7 +15,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
 
     accelerator = make_accelerator(cfg)
     task, tokenizer, model = load_run_model(run, cfg, checkpoint)
-    raw = load_split(cfg.data, split)
+    raw = load_split(cfg.data, split, check=task.check_split)
     with accelerator.main_process_first():
         encoded = task.encode(raw, split, tokenizer)
     loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded))

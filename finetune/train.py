@@ -116,7 +116,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     task.prepare_tokenizer(tokenizer)
     # Tokenize once: the main process fills the cache, the others then read it.
     with accelerator.main_process_first():
-        splits = load_splits(cfg.data, cfg.training.seed)
+        splits = load_splits(cfg.data, cfg.training.seed, check=task.check_split)
         task.fit_to_data(splits)
         train_ds = task.encode(splits[cfg.data.train_split], cfg.data.train_split, tokenizer)
         eval_raw = splits[cfg.data.eval_split]
