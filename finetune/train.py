@@ -71,8 +71,15 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
 
 
 def make_accelerator(cfg: RunConfig):
+    import torch
     from accelerate import Accelerator
 
+    if cfg.training.mixed_precision == "fp16" and not torch.accelerator.is_available():
+        # Accelerate would quietly train in fp32 and report fp16.
+        raise ConfigError(
+            "training.mixed_precision: fp16 needs a GPU and this machine has none; "
+            "use bf16 (CPUs support it) or 'no'"
+        )
     try:
         return Accelerator(
             mixed_precision=cfg.training.mixed_precision,
@@ -102,7 +109,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
 
     from finetune.data import load_splits
     from finetune.lora import wrap_with_lora
-    from finetune.models import count_parameters, enable_activation_checkpointing, load_model, load_tokenizer
+    from finetune.length_limits import check_lengths
+    from finetune.models import (
+        count_parameters, enable_activation_checkpointing, load_model, load_model_config, load_tokenizer,
+    )
     from finetune.tasks import get_task
     from finetune.tracking import MetricsLog, check_trackers, make_trackers
 
@@ -112,6 +122,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
     task = get_task(cfg)
+    check_lengths(cfg, task.kind, load_model_config(cfg.model))
     tokenizer = load_tokenizer(cfg.model)
     task.prepare_tokenizer(tokenizer)
     # Tokenize once: the main process fills the cache, the others then read it.
