@@ -19,7 +19,10 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "AL
 
 def offline_unless_reachable(names: list[str | None], timeout: float = 3.0) -> None:
     """`names`: model and dataset sources of the run; only Hub ids (no such local path) count."""
-    if _offline() or not any(name and _is_hub_id(name) for name in names):
+    if _offline():
+        _go_offline()  # a library imported before the variable was set (in-process use) read it too early
+        return
+    if not any(name and _is_hub_id(name) for name in names):
         return
     if any(os.environ.get(v) for v in PROXY_VARIABLES):
         return  # only the proxy knows whether the Hub is reachable

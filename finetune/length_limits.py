@@ -16,7 +16,7 @@ def position_limit(model_config) -> tuple[int, str] | None:
     positions (T5's buckets: no fixed limit; t5-small's `n_positions` is a leftover)."""
     if getattr(model_config, "relative_attention_num_buckets", None) is not None:
         return None
-    for field in ("max_position_embeddings", "n_positions"):
+    for field in ("n_positions", "max_position_embeddings"):  # GPT-2 aliases the second to the first
         limit = getattr(model_config, field, None)
         if isinstance(limit, int) and limit > 0:
             if model_config.model_type in PADDING_OFFSET_MODELS:

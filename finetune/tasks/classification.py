@@ -45,12 +45,7 @@ class ClassificationTask(Task):
         }
 
     def _label_names(self, values: list) -> list[str]:
-        data = self.data
-        if any(v is None for v in values):
-            raise DataError(
-                f"{self._where(data.train_split)}: column '{data.label_column}' has empty labels; "
-                "fill them in or drop those rows"
-            )
+        data = self.data  # check_labels has refused nulls, fractions and lists already
         if len(values) < 2:
             raise DataError(
                 f"{self._where(data.train_split)}: column '{data.label_column}' has a single "
