@@ -41,8 +41,8 @@ def load_splits(data: DataSection, seed: int, *, need_train: bool = True, check:
     from datasets import DatasetDict
 
     raw = _read(data)
-    for name, split in raw.items():
-        if check:
+    if check:
+        for name, split in raw.items():
             check(split, name)
     splits = dict(raw)
     if data.eval_split not in splits:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from finetune.paths import resolve
+from finetune.paths import PREFIX
 
 TRUE = {"1", "ON", "YES", "TRUE"}
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -39,7 +39,7 @@ def _offline() -> bool:
 
 
 def _is_hub_id(name: str) -> bool:
-    return not name.startswith(("/", ".", "~")) and not Path(resolve(name, "")).exists()
+    return not name.startswith(("/", ".", "~", PREFIX)) and not Path(name).exists()
 
 
 def _go_offline() -> None:
