@@ -270,7 +270,6 @@ CASES = [
     ("yaml-nested-too-deep", raw_yaml("task: " + "[" * 5000 + "]" * 5000 + "\n"), "nested too deeply"),
     ("config-is-directory", lambda tmp, cfg, model: ["validate", "--path", str(tmp)], "is a directory"),
     ("batch-size-absurd", cfg_edit("training.batch_size", 1e21), "training.batch_size"),
-    ("lr-above-one", cfg_edit("training.lr", 3), "training.lr"),
     ("epochs-absurd", cfg_edit("training.epochs", 1e9), "training.epochs"),
     ("max-length-absurd", cfg_edit("data.max_length", 10**12), "data.max_length"),
     ("seed-negative", cfg_edit("training.seed", -1), "training.seed"),
