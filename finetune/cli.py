@@ -55,9 +55,11 @@ def train(
 ) -> None:
     """Train a model as the config describes; writes the run directory."""
     from finetune.config import default_output_dir, load_config
+    from finetune.hub_reach import offline_unless_reachable
     from finetune.train import train as run_training
 
     cfg = load_config(config, overrides or [])
+    offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
     out = Path(cfg.training.output_dir or default_output_dir(config))
     cfg.training.output_dir = str(out)
     metrics = run_training(cfg, out, overwrite=overwrite, resume=resume, config_file=config)
@@ -74,7 +76,7 @@ def eval_command(
     """Score a trained run on a split; writes eval_<split>.json and predictions_<split>.jsonl."""
     from finetune.evaluation import evaluate_run
 
-    run, cfg = _load_run(run_dir, overrides or [])
+    run, cfg = _load_run(run_dir, overrides or [], checkpoint)
     name = split or cfg.data.eval_split
     metrics = evaluate_run(run, cfg, name, checkpoint)
     _print_result(f"wrote {run / f'eval_{name}.json'}", metrics)
@@ -94,7 +96,7 @@ def predict(
     inputs = list(texts or []) + (read_texts(file) if file else [])
     if not inputs:
         raise DataError("predict: give texts as arguments or --file in.jsonl")
-    run, cfg = _load_run(run_dir, [])
+    run, cfg = _load_run(run_dir, [], checkpoint)
     for answer in predict_run(run, cfg, inputs, checkpoint):
         typer.echo(json.dumps(answer, ensure_ascii=False))
 
@@ -118,7 +120,7 @@ def merge(
     """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
     from finetune.merge import merge_run
 
-    run, cfg = _load_run(run_dir, [])
+    run, cfg = _load_run(run_dir, [], checkpoint)
     typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
 
 
@@ -175,12 +177,17 @@ def config_schema() -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _load_run(run_dir: Path, overrides: list[str]):
+def _load_run(run_dir: Path, overrides: list[str], checkpoint: str | None = None):
     from finetune import run_dir as rd
+    from finetune.checkpoint_flag import check_checkpoint_flag
     from finetune.config import load_config
+    from finetune.hub_reach import offline_unless_reachable
 
     run = rd.require_run(run_dir)
-    return run, load_config(run / rd.CONFIG_FILE, overrides)
+    check_checkpoint_flag(run, checkpoint)
+    cfg = load_config(run / rd.CONFIG_FILE, overrides)
+    offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
+    return run, cfg
 
 
 def _is_main_process() -> bool:

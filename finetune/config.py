@@ -12,11 +12,20 @@ import string
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from finetune.errors import ConfigError
+from finetune.strict_yaml import YamlRefused, load_yaml_text
 
 TaskName = Literal["sentiment", "classification", "translation", "summarization"]
+
+# Upper bounds that only catch typos and runaway values (batch_size: 1e21), far above any real
+# run: the longest context windows are about a million tokens, no device holds a micro-batch of
+# more than 65536 sequences, and 1e9 optimizer steps would take years.
+MAX_TOKENS = 2**20
+MAX_BATCH = 65536
+MAX_STEPS = 10**9
+MAX_EPOCHS = 10**5
 
 
 class Section(BaseModel):
@@ -75,7 +84,7 @@ class DataSection(Section):
     )
     max_train_samples: int | None = Field(None, gt=0)
     max_eval_samples: int | None = Field(None, gt=0)
-    max_length: int = Field(128, gt=0, description="Tokens per input (classification).")
+    max_length: int = Field(128, gt=0, le=MAX_TOKENS, description="Tokens per input (classification).")
     # Generation tasks (translation, summarization). The source is `text_column`, or
     # `translation_column[source_lang]` for Hub-style `translation: {en: ..., de: ...}` rows.
     target_column: str | None = Field(
@@ -97,17 +106,27 @@ class DataSection(Section):
         description="Decoder-only models: the prompt before the target; must contain {source} "
         "(may use {source_lang}, {target_lang}). Default: one per task.",
     )
-    max_source_length: int = Field(256, gt=0, description="Tokens per source (or prompt).")
-    max_target_length: int = Field(128, gt=0, description="Tokens per target, EOS included.")
+    max_source_length: int = Field(256, gt=0, le=MAX_TOKENS, description="Tokens per source (or prompt).")
+    max_target_length: int = Field(128, gt=0, le=MAX_TOKENS, description="Tokens per target, EOS included.")
     cache_dir: str | None = Field(
         None, description="Tokenized-data cache; default ~/.cache/finetune (FINETUNE_CACHE)."
     )
 
+    @field_validator("label_names")
+    @classmethod
+    def _distinct_label_names(cls, names: list[str] | None) -> list[str] | None:
+        seen = set()
+        for name in names or []:
+            if name in seen:
+                raise ValueError(f"data.label_names: '{name}' is listed twice; each class needs its own name")
+            seen.add(name)
+        return names
+
 
 class LoraSection(Section):
     enabled: bool = False
-    r: int = Field(8, gt=0)
-    alpha: int = Field(16, gt=0)
+    r: int = Field(8, gt=0, le=4096)
+    alpha: int = Field(16, gt=0, le=65536)
     dropout: float = Field(
         0.0, ge=0, lt=1,
         description="Dropout on the adapters' input. Off by default (as in peft): above 0 every "
@@ -121,23 +140,25 @@ class LoraSection(Section):
 
 class TrainingSection(Section):
     output_dir: str | None = Field(None, description="Run directory; default runs/<config name>.")
-    epochs: float = Field(3, gt=0)
-    max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs.")
-    batch_size: int = Field(16, gt=0, description="Per process, per micro-batch.")
-    gradient_accumulation_steps: int = Field(1, gt=0)
+    epochs: float = Field(3, gt=0, le=MAX_EPOCHS)
+    max_steps: int | None = Field(None, gt=0, le=MAX_STEPS, description="Optimizer steps; overrides epochs.")
+    batch_size: int = Field(16, gt=0, le=MAX_BATCH, description="Per process, per micro-batch.")
+    gradient_accumulation_steps: int = Field(1, gt=0, le=MAX_BATCH)
+    # No upper bound: an absurd rate fails at its first step with a NaN/inf stop that names it,
+    # and the divergence tests rely on one (lr 1e30) to provoke exactly that stop.
     lr: float = Field(5e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: float = Field(0.01, ge=0, le=1)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="NumPy seeds must fit 32 bits.")
     log_every: int = Field(10, gt=0, description="Optimizer steps between metrics.jsonl lines.")
     eval_every: int | None = Field(None, gt=0, description="Optimizer steps between evaluations.")
     eval_each_epoch: bool = True
     eval_before_training: bool = False
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, le=256)
     activation_checkpointing: Union[Literal["auto"], bool] = Field(
         "auto", description="Recompute each layer's activations in backward instead of keeping "
         "them: less memory for more compute (MiniLM LoRA on SST-2: -9% peak RSS, -39% "
@@ -168,9 +189,9 @@ class TrainingSection(Section):
 class GenerationSection(Section):
     """Explicit decoding settings, so generation-based scores are reproducible."""
 
-    num_beams: int = Field(1, gt=0)
-    max_new_tokens: int = Field(64, gt=0)
-    min_new_tokens: int = Field(0, ge=0)
+    num_beams: int = Field(1, gt=0, le=256)
+    max_new_tokens: int = Field(64, gt=0, le=MAX_TOKENS)
+    min_new_tokens: int = Field(0, ge=0, le=MAX_TOKENS)
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = Field(0, ge=0)
     repetition_penalty: float = Field(1.0, gt=0)
@@ -181,7 +202,7 @@ class GenerationSection(Section):
 
 
 class EvalSection(Section):
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(32, gt=0, le=MAX_BATCH)
     generation: GenerationSection = Field(default_factory=GenerationSection)
     best_metric: str | None = Field(None, description="Metric that picks the best checkpoint.")
     greater_is_better: bool = True
@@ -257,10 +278,16 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file; pass the YAML file to --config")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; check the path passed to --config")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml_text(path.read_text(encoding="utf-8"))
+    except YamlRefused as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply to be a config; check the brackets") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"

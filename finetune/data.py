@@ -16,7 +16,10 @@ from typing import Any, Callable
 
 from finetune.config import DataSection
 from finetune.errors import DataError
+from finetune.file_checks import explain_read_failure, first_undecodable_line
 from finetune.paths import resolve
+
+SplitCheck = Callable[[Any, str], None]  # (dataset split, its name): raises DataError
 
 EXTENSION_FORMATS = {
     ".csv": "csv",
@@ -27,15 +30,20 @@ EXTENSION_FORMATS = {
 }
 
 
-def load_splits(data: DataSection, seed: int, *, need_train: bool = True):
+def load_splits(data: DataSection, seed: int, *, need_train: bool = True, check: SplitCheck | None = None):
     """Return a DatasetDict holding `data.train_split` (if needed) and `data.eval_split`.
 
     When the eval split is absent it is carved from train by `validation_fraction` and `seed`.
-    `max_*_samples` are applied here so every task sees the same rows.
+    `max_*_samples` are applied here so every task sees the same rows. `check(split, name)` runs
+    on every split as read, before carving or shuffling, so the row numbers it reports are the
+    file's.
     """
     from datasets import DatasetDict
 
     raw = _read(data)
+    if check:
+        for name, split in raw.items():
+            check(split, name)
     splits = dict(raw)
     if data.eval_split not in splits:
         if data.train_split not in splits:
@@ -51,7 +59,7 @@ def load_splits(data: DataSection, seed: int, *, need_train: bool = True):
             raise DataError(_missing_split_message(data, name, splits))
         split = splits[name]
         if len(split) == 0:
-            raise DataError(f"{_source(data, name)}: split '{name}' is empty; it needs at least one row")
+            raise DataError(f"{source_name(data, name)}: split '{name}' is empty; it needs at least one row")
         limit = data.max_train_samples if name == data.train_split else data.max_eval_samples
         if name == data.train_split and limit:
             # Shuffle before cutting: a file sorted by label must not give a one-label slice.
@@ -62,14 +70,16 @@ def load_splits(data: DataSection, seed: int, *, need_train: bool = True):
     return DatasetDict(out)
 
 
-def load_split(data: DataSection, split: str):
+def load_split(data: DataSection, split: str, check: SplitCheck | None = None):
     """One named split (for `finetune eval --split`)."""
     raw = _read(data)
     if split not in raw:
         raise DataError(_missing_split_message(data, split, dict(raw)))
     ds = raw[split]
     if len(ds) == 0:
-        raise DataError(f"{_source(data, split)}: split '{split}' is empty; it needs at least one row")
+        raise DataError(f"{source_name(data, split)}: split '{split}' is empty; it needs at least one row")
+    if check:
+        check(ds, split)
     if data.max_eval_samples:
         ds = ds.select(range(min(data.max_eval_samples, len(ds))))
     return ds
@@ -79,7 +89,7 @@ def require_columns(ds, columns: list[str], data: DataSection, split: str, role:
     missing = [c for c in columns if c and c not in ds.column_names]
     if missing:
         raise DataError(
-            f"{_source(data, split)}: column '{missing[0]}' not found{role}; the data has columns "
+            f"{source_name(data, split)}: column '{missing[0]}' not found{role}; the data has columns "
             f"{ds.column_names}: set the matching data.*_column key"
         )
 
@@ -88,13 +98,17 @@ def _read(data: DataSection):
     from datasets import load_dataset
 
     if data.files:
-        builder, kwargs = _local_builder(data)
+        fmt, builder, kwargs = _local_builder(data)
         try:
             with _library_errors_silenced():
                 return load_dataset(builder, data_files=local_files(data), **kwargs)
         except Exception as exc:  # pyarrow / pandas parse errors come in many types
+            for split, path in local_files(data).items():
+                reason = explain_read_failure(Path(path), fmt)
+                if reason:
+                    raise DataError(f"data.files.{split}: '{path}' {reason}") from exc
             raise DataError(
-                f"{_files_text(data)}: could not read as {data.format if data.format != 'auto' else builder}: "
+                f"{_files_text(data)}: could not read as {fmt}: "
                 f"{_first_line(exc)}; check the file format (data.format)"
             ) from exc
     try:
@@ -123,10 +137,13 @@ def local_files(data: DataSection) -> dict[str, str]:
     return {split: resolve(path, f"data.files.{split}") for split, path in data.files.items()}
 
 
-def _local_builder(data: DataSection) -> tuple[str, dict[str, Any]]:
+def _local_builder(data: DataSection) -> tuple[str, str, dict[str, Any]]:
+    """(format, datasets builder, its options) of the local files, after checking each file."""
     formats = set()
     for split, path in local_files(data).items():
         p = Path(path)
+        if p.is_dir():
+            raise DataError(f"data.files.{split}: '{path}' is a directory; give the data file inside it")
         if not p.is_file():
             raise DataError(f"data.files.{split}: file '{path}' not found; check the path")
         if p.stat().st_size == 0:
@@ -141,27 +158,39 @@ def _local_builder(data: DataSection) -> tuple[str, dict[str, Any]]:
                     f"data.files.{split}: cannot tell the format of '{path}' from its extension; "
                     "set data.format to csv, tsv, json, jsonl or parquet"
                 )
+        if fmt != "parquet" and p.suffix != ".gz":
+            line = first_undecodable_line(p)
+            if line is not None:
+                raise DataError(
+                    f"data.files.{split}: '{path}' is not UTF-8 text (line {line} holds bytes that "
+                    "do not decode); save the file as UTF-8"
+                )
         formats.add(fmt)
     if len(formats) > 1:
         raise DataError(f"data.files: mixed formats {sorted(formats)}; use one format for all splits")
     fmt = formats.pop()
+    # pandas reads an empty cell, "NA" or "null" as a missing value; in a text column they are
+    # text (an empty string is legal text), and an empty label is caught by the label check.
+    as_text = {"keep_default_na": False}
     if fmt == "tsv":
         # TSV files rarely quote fields; QUOTE_NONE keeps stray quotes as text (SST-2 has them).
-        return "csv", {"delimiter": "\t", "quoting": 3}
+        return fmt, "csv", {"delimiter": "\t", "quoting": 3, **as_text}
+    if fmt == "csv":
+        return fmt, "csv", as_text
     if fmt == "jsonl":
-        return "json", {}
-    return fmt, {}
+        return fmt, "json", {}
+    return fmt, fmt, {}
 
 
 def _missing_split_message(data: DataSection, split: str, splits: dict) -> str:
     key = "data.eval_split" if split == data.eval_split else "data.train_split"
     return (
-        f"{_source(data)}: no split named '{split}' (found: {sorted(splits)}); "
+        f"{source_name(data)}: no split named '{split}' (found: {sorted(splits)}); "
         f"set {key} or add data.files.{split}"
     )
 
 
-def _source(data: DataSection, split: str | None = None) -> str:
+def source_name(data: DataSection, split: str | None = None) -> str:
     if data.files:
         if split and split in data.files:
             return data.files[split]
@@ -174,6 +203,10 @@ def _files_text(data: DataSection) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    # datasets wraps the reader's error in "An error occurred while generating the dataset";
+    # the cause (pandas' "Expected 2 fields in line 3") is the part that helps.
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

@@ -10,6 +10,7 @@ from finetune.config import RunConfig
 
 def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
     from finetune.data import load_split
+    from finetune.length_limits import check_lengths
     from finetune.restore import load_run_model
     from finetune.run_lock import RunLock
     from finetune.train import make_accelerator, make_eval_loader
@@ -20,7 +21,8 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
         lock.acquire(run)
         accelerator = make_accelerator(cfg)
         task, tokenizer, model = load_run_model(run, cfg, checkpoint)
-        raw = load_split(cfg.data, split)
+        check_lengths(cfg, task.kind, model.config)  # overrides may have raised a length
+        raw = load_split(cfg.data, split, check=task.check_split)
         with accelerator.main_process_first():
             encoded = task.encode(raw, split, tokenizer)
         loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded))

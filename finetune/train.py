@@ -118,8 +118,15 @@ def _claim(out: Path, overwrite: bool, inputs: list, lock: RunLock) -> None:
 
 
 def make_accelerator(cfg: RunConfig):
+    import torch
     from accelerate import Accelerator
 
+    if cfg.training.mixed_precision == "fp16" and not torch.accelerator.is_available():
+        # Accelerate would quietly train in fp32 and report fp16.
+        raise ConfigError(
+            "training.mixed_precision: fp16 needs a GPU and this machine has none; "
+            "use bf16 (CPUs support it) or 'no'"
+        )
     try:
         return Accelerator(
             mixed_precision=cfg.training.mixed_precision,
@@ -149,7 +156,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
 
     from finetune.data import load_splits
     from finetune.lora import wrap_with_lora
-    from finetune.models import count_parameters, enable_activation_checkpointing, load_model, load_tokenizer
+    from finetune.length_limits import check_lengths
+    from finetune.models import (
+        count_parameters, enable_activation_checkpointing, load_model, load_model_config, load_tokenizer,
+    )
     from finetune.shared_names import name_base_model
     from finetune.tasks import get_task
     from finetune.tracking import MetricsLog, check_trackers, make_trackers
@@ -158,11 +168,12 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
     task = get_task(cfg)
+    check_lengths(cfg, task.kind, load_model_config(cfg.model))
     tokenizer = load_tokenizer(cfg.model)
     task.prepare_tokenizer(tokenizer)
     # Tokenize once: the main process fills the cache, the others then read it.
     with accelerator.main_process_first():
-        splits = load_splits(cfg.data, cfg.training.seed)
+        splits = load_splits(cfg.data, cfg.training.seed, check=task.check_split)
         task.fit_to_data(splits)
         train_ds = task.encode(splits[cfg.data.train_split], cfg.data.train_split, tokenizer)
         eval_raw = splits[cfg.data.eval_split]

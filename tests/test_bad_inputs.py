@@ -336,6 +336,79 @@ def eval_on_read_only_copy(tmp, cfg, model):
     return ["eval", str(view)]
 
 
+# ----------------------------------------------------------------------------- inputs (issue 10, item 8)
+def jsonl(*records: dict) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def only_file(name, content):
+    """The run's one data file (validation carved from it), in a format of its own."""
+    def make(tmp, cfg, model):
+        cfg["data"]["files"] = {"train": write(tmp, name, content)}
+        return ["train"]
+    return make
+
+
+def tiny_gpt2(tmp: Path) -> Path:
+    """One tiny decoder-only model per session (generation tasks refuse an encoder-only BERT
+    before reading data); built beside the case's tmp dir, so outside its snapshot."""
+    from tiny_models import build_tiny_generator
+
+    target = tmp.parent / "catalogue-tiny-gpt2"
+    if not target.is_dir():
+        build_tiny_generator("gpt2", target)
+    return target
+
+
+def generation_data(task, content, **data_keys):
+    def make(tmp, cfg, model):
+        path = write(tmp, "gen.jsonl", content)
+        cfg["task"] = task
+        cfg["model"]["name_or_path"] = str(tiny_gpt2(tmp))
+        cfg["data"].update(files={"train": path, "validation": path}, max_source_length=16,
+                           max_target_length=8, **data_keys)
+        return ["train"]
+    return make
+
+
+def finished_run(checkpoint_arg):
+    """`finetune eval RUN --checkpoint X` on a run directory; X may escape it."""
+    def make(tmp, cfg, model):
+        run = Path(cfg["training"]["output_dir"])
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text(RunConfig.model_validate(cfg).to_yaml())
+        (tmp / "elsewhere").mkdir()
+        (run / "checkpoints" / "outside").symlink_to(tmp / "elsewhere")
+        return ["cli", "eval", str(run), "--checkpoint", checkpoint_arg(tmp)]
+    return make
+
+
+def fp16_without_gpu(tmp, cfg, model):
+    import torch
+
+    if torch.accelerator.is_available():
+        pytest.skip("this machine has a GPU, where fp16 is legal")
+    cfg["training"]["mixed_precision"] = "fp16"
+    return ["train"]
+
+
+def hub_dataset(tmp, cfg, model):
+    cfg["data"] = {"dataset": "nobody/no-such-dataset", "max_length": 32}
+    return ["train"]
+
+
+def data_file_is_directory(tmp, cfg, model):
+    (tmp / "train.jsonl").mkdir()
+    cfg["data"]["files"]["train"] = str(tmp / "train.jsonl")
+    return ["train"]
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi")
+) + "task: sentiment\n"
+BAD_UTF8 = b"\xff\xfe broken"
+
+
 CASES = [
     ("yaml-syntax", raw_yaml("task: sentiment\nmodel: {name_or_path: x\n"), "YAML syntax error at line"),
     ("yaml-tab-indent", raw_yaml("task: sentiment\nmodel:\n\tname_or_path: x\n"), "YAML syntax error"),
@@ -367,7 +440,7 @@ CASES = [
     ("missing-label-column", data_file("train", "t.jsonl", GOOD, label_column="stars"), "'stars'"),
     ("unknown-eval-label", data_file("validation", "v.jsonl", rows(("meh", "neutral"))), "'neutral'"),
     ("single-label", data_file("train", "t.jsonl", rows(("a", "positive"), ("b", "positive"))), "single label"),
-    ("null-labels", data_file("train", "t.jsonl", rows(("a", "positive")) + '{"text": "b", "label": null}\n'), "empty labels"),
+    ("null-labels", data_file("train", "t.jsonl", rows(("a", "positive")) + '{"text": "b", "label": null}\n'), "has an empty label"),
     ("label-not-in-names", data_file("train", "t.jsonl", GOOD, label_names=["positive", "neutral"]), "'negative'"),
     ("train-split-absent", cfg_edit("data.train_split", "training", "train"), "'training'"),
     ("model-path-missing", cfg_edit("model.name_or_path", "/nonexistent/model", "train"), "/nonexistent/model"),
@@ -425,6 +498,47 @@ CASES = [
      "predictions_validation.jsonl'"),
     ("plots-dir-is-a-file", in_finished_run("plot", "plots", False), "plots'"),
     ("attention-dir-is-a-file", in_finished_run("attention", "attention", False, "good"), "attention'"),
+    # inputs (issue 10, item 8): data and config checks before work starts
+    ("text-numbers", only_file("t.jsonl", jsonl({"text": 1, "label": "a"}, {"text": 2, "label": "b"})), "column 'text', row 1"),
+    ("text-null", data_file("train", "t.jsonl", GOOD + jsonl({"text": None, "label": "negative"})), "column 'text', row 5"),
+    ("text-list", only_file("t.jsonl", jsonl({"text": ["a"], "label": "x"}, {"text": ["b"], "label": "y"})), "row 1 (data rows counted from 1) holds a list"),
+    ("text-mapping", only_file("t.jsonl", jsonl({"text": {"a": 1}, "label": "x"}, {"text": {"a": 2}, "label": "y"})), "holds a mapping"),
+    ("text-mixed-types", data_file("train", "t.jsonl", GOOD + jsonl({"text": 7, "label": "positive"})), "row 5 (data rows counted from 1) holds a number (7)"),
+    ("text-pair-number", data_file("train", "t.jsonl", jsonl({"text": "a", "b": 3, "label": "x"}, {"text": "c", "b": 4, "label": "y"}), text_pair_column="b"), "column 'b', row 1"),
+    ("eval-split-text-null", data_file("validation", "v.jsonl", jsonl({"text": "ok", "label": "positive"}, {"text": None, "label": "negative"})), "v.jsonl: column 'text', row 2"),
+    ("label-list", only_file("t.jsonl", jsonl({"text": "a", "label": [1]}, {"text": "b", "label": [0]})), "holds a list, not a label"),
+    ("label-fraction", only_file("t.jsonl", jsonl({"text": "a", "label": 0.0}, {"text": "b", "label": 0.5})), "row 2 (data rows counted from 1) has label 0.5"),
+    ("label-one-class-int", only_file("t.jsonl", jsonl({"text": "a", "label": 1}, {"text": "b", "label": 1})), "single label 1"),
+    ("label-empty-csv", only_file("t.csv", "text,label\ngood,positive\nbad,\n"), "row 2 (data rows counted from 1) has an empty label"),
+    ("not-utf8-jsonl", data_file("train", "t.jsonl", GOOD.encode() + b'{"text": "' + BAD_UTF8 + b'", "label": "a"}\n'), "line 5"),
+    ("not-utf8-json", only_file("t.json", b'[{"text": "a", "label": "x"},\n{"text": "' + BAD_UTF8 + b'", "label": "y"}]'), "line 2"),
+    ("not-utf8-csv", only_file("t.csv", b"text,label\ngood,x\n" + BAD_UTF8 + b",y\n"), "line 3"),
+    ("not-utf8-tsv", only_file("t.tsv", b"text\tlabel\n" + BAD_UTF8 + b"\tx\n"), "line 2"),
+    ("csv-header-only", only_file("t.csv", "text,label\n"), "header row and no data rows"),
+    ("jsonl-non-object-line", data_file("train", "t.jsonl", GOOD + "[1, 2]\n"), "line 5 is a JSON list"),
+    ("tsv-ragged-row", only_file("t.tsv", "text\tlabel\ngood\tx\nbad\ty\tz\n"), "line 3"),
+    ("data-file-is-directory", data_file_is_directory, "is a directory"),
+    ("summary-numbers", generation_data("summarization", jsonl({"text": "a b", "summary": "a"}, {"text": "c d", "summary": 5}), summary_column="summary"), "column 'summary', row 2"),
+    ("translation-target-null", generation_data("translation", jsonl({"text": "a", "de": "x"}, {"text": "b", "de": None}), target_column="de"), "column 'de', row 2"),
+    ("translation-pair-missing-lang", generation_data("translation", jsonl({"translation": {"en": "a", "de": "x"}}, {"translation": {"en": "b"}}), source_lang="en", target_lang="de"), "'de' is missing"),
+    ("yaml-duplicate-key", raw_yaml("task: sentiment\nmodel: {name_or_path: x}\ntask: translation\n"), "lines 1 and 3"),
+    ("yaml-duplicate-nested-key", raw_yaml("task: sentiment\nmodel: {name_or_path: x}\ndata: {dataset: d}\ntraining:\n  lr: 1.0e-3\n  lr: 1.0e-4\n"), "'lr' is written twice, on lines 5 and 6"),
+    ("yaml-alias-bomb", raw_yaml(ALIAS_BOMB), "aliases"),
+    ("yaml-alias-loop", raw_yaml("task: &t [*t]\n"), "refers to itself"),
+    ("yaml-nested-too-deep", raw_yaml("task: " + "[" * 5000 + "]" * 5000 + "\n"), "nested too deeply"),
+    ("config-is-directory", lambda tmp, cfg, model: ["validate", "--path", str(tmp)], "is a directory"),
+    ("batch-size-absurd", cfg_edit("training.batch_size", 1e21), "training.batch_size"),
+    ("epochs-absurd", cfg_edit("training.epochs", 1e9), "training.epochs"),
+    ("max-length-absurd", cfg_edit("data.max_length", 10**12), "data.max_length"),
+    ("seed-negative", cfg_edit("training.seed", -1), "training.seed"),
+    ("label-names-duplicate", cfg_edit("data.label_names", ["pos", "neg", "pos"]), "'pos' is listed twice"),
+    ("max-length-above-model", cfg_edit("data.max_length", 200, "train"), "data.max_length = 200"),
+    ("fp16-without-gpu", fp16_without_gpu, "training.mixed_precision"),
+    ("eval-checkpoint-absolute", finished_run(lambda tmp: str(tmp / "elsewhere")), "--checkpoint"),
+    ("eval-checkpoint-dotdot", finished_run(lambda tmp: "../.."), "leads outside the run directory"),
+    ("eval-checkpoint-symlink-out", finished_run(lambda tmp: "outside"), "--checkpoint 'outside'"),
+    ("hub-model-offline", cfg_edit("model.name_or_path", "nobody/no-such-model", "train"), "'nobody/no-such-model'"),
+    ("hub-dataset-offline", hub_dataset, "'nobody/no-such-dataset'"),
 ]
 
 
@@ -457,6 +571,8 @@ def cli_args(case, tmp: Path, model: Path, files: dict) -> list[str]:
     config.write_text(yaml.safe_dump(cfg))
     if made[0] in ("eval", "plot", "attention"):  # commands on a run directory, not a config
         return made
+    if made[0] == "cli":
+        return made[1:]
     if made[0] == "validate":
         return ["config", "validate", str(config), *made[1:]]
     return ["train", "--config", str(config), *made[1:]]

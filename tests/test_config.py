@@ -117,3 +117,54 @@ def test_cli_config_errors_are_one_line_exit_2(tmp_path):
     assert "Traceback" not in result.stderr
     shown = run_cli("config", "show", str(cfg), "lora.r=4")
     assert shown.returncode == 0 and "r: 4" in shown.stdout and "output_dir: runs/c" in shown.stdout
+
+
+# ----------------------------------------------------------------------------- strict YAML and bounds
+
+
+@pytest.mark.parametrize("text, message", [
+    (MINIMAL + "task: translation\n", r"key 'task' is written twice, on lines 2 and 8"),
+    (MINIMAL + "training:\n  lr: 1.0e-3\n  batch_size: 8\n  lr: 1.0e-4\n", r"key 'lr' is written twice, on lines 9 and 11"),
+    (MINIMAL + "    train: other.csv\n", r"key 'train' is written twice, on lines 7 and 8"),
+])
+def test_duplicate_keys_name_the_key_and_both_lines(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, text)
+
+
+def test_aliases_and_merge_keys_still_work(tmp_path):
+    cfg = _load(tmp_path, MINIMAL + "training: {lr: &size 8.0e-3, batch_size: 8}\nlora: {r: 8, alpha: 16, dropout: 0.1}\n"
+                "eval:\n  batch_size: 8\n  generation: {num_beams: 2}\n")
+    assert cfg.lora.r == 8 and cfg.eval.batch_size == 8
+    from finetune.strict_yaml import load_yaml_text
+
+    assert load_yaml_text("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n")["d"] == {"x": 3, "y": 2}
+
+
+def test_alias_bomb_is_refused_before_expanding(tmp_path):
+    levels = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    with pytest.raises(ConfigError, match=r"aliases \(\*name\) expand to more than 100000 values"):
+        _load(tmp_path, MINIMAL + levels)
+
+
+@pytest.mark.parametrize("override", [
+    "training.batch_size=1e21", "training.batch_size=65537", "training.lr=0",
+    "training.epochs=1e9", "training.max_steps=1e12", "data.max_length=1e12", "data.max_source_length=2e6",
+    "training.seed=-1", "training.seed=5e9", "eval.generation.num_beams=1000", "lora.r=100000",
+])
+def test_absurd_values_are_refused_by_the_schema(tmp_path, override):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        _load(tmp_path, MINIMAL, [override])
+
+
+def test_bounds_leave_real_runs_alone(tmp_path):
+    cfg = _load(tmp_path, MINIMAL, ["training.batch_size=65536", "training.epochs=100",
+                                    "data.max_length=131072", "training.seed=4294967295"])
+    assert cfg.training.batch_size == 65536 and cfg.data.max_length == 131072
+
+
+def test_label_names_must_be_distinct(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.label_names: 'neg' is listed twice"):
+        _load(tmp_path, MINIMAL, ["data.label_names=[neg, pos, neg]"])

@@ -150,3 +150,123 @@ def test_tokenization_cache_is_reused_and_invalidated(tmp_path, tiny_bert, monke
     tokenizer.add_tokens(["gripping"])  # a changed vocabulary must not reuse old ids
     task.encode(splits["train"], "train", tokenizer)
     assert len(entries()) == 3
+
+
+# ----------------------------------------------------------------------------- column checks
+
+
+def _checked(tmp_path, text: str | bytes, name="t.jsonl", task=None, **data_keys):
+    """load_splits with the task's checks, as `train` runs it; returns the task."""
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    data = DataSection(files={"train": str(path), "validation": str(path)}, **data_keys)
+    task = task(data) if task else ClassificationTask(data, EvalSection())
+    task.fit_to_data(load_splits(data, seed=0, check=task.check_split))
+    return task
+
+
+def _jsonl(*records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+@pytest.mark.parametrize("records, message", [
+    ([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}, {"text": 3, "label": "x"}],
+     r"t.jsonl: column 'text', row 3 \(data rows counted from 1\) holds a number \(3\), not text"),
+    ([{"text": "a", "label": "x"}, {"text": None, "label": "y"}], r"column 'text', row 2 .* is null"),
+    ([{"text": [1], "label": "x"}, {"text": [2], "label": "y"}], r"column 'text', row 1 .* holds a list"),
+    ([{"text": "a", "label": "x"}, {"text": "b", "label": True}, {"text": "c", "label": [1]}],
+     r"column 'label', row 3 .* holds a list, not a label"),
+    ([{"text": "a", "label": 1}, {"text": "b", "label": 2.5}], r"column 'label', row 2 .* has label 2.5"),
+    ([{"text": "a", "label": 0}, {"text": "b", "label": None}, {"text": "c", "label": 1}],
+     r"column 'label', row 2 .* has an empty label"),
+    ([{"text": "a", "label": 0}, {"text": "b", "label": 0}], r"single label 0 in every row"),
+    ([{"text": "a", "label": "pos"}, {"text": "b", "label": "pos"}], r"single label 'pos' in every row"),
+])
+def test_bad_rows_are_named_with_their_number(tmp_path, records, message):
+    with pytest.raises(DataError, match=message):
+        _checked(tmp_path, _jsonl(*records))
+
+
+def test_rows_are_numbered_in_the_file_not_after_shuffling(tmp_path):
+    records = [{"text": f"t{i}", "label": i % 2} for i in range(40)] + [{"text": None, "label": 0}]
+    with pytest.raises(DataError, match=r"row 41 "):
+        _checked(tmp_path, _jsonl(*records), max_train_samples=5, validation_fraction=0.5)
+
+
+def test_documented_acceptances(tmp_path):
+    """Empty and whitespace-only texts are text; 1.0 is class id 1; booleans are two classes;
+    CSV cells reading NA or null (or empty) stay text rather than turning into nulls."""
+    task = _checked(tmp_path, _jsonl({"text": "", "label": 0.0}, {"text": "  ", "label": 1.0}))
+    assert task.label_names == ["0", "1"]
+    assert _checked(tmp_path, _jsonl({"text": "a", "label": True}, {"text": "b", "label": False})).label_names == ["False", "True"]
+    csv = _checked(tmp_path, "text,label\nNA,pos\n,neg\nnull,pos\n", name="t.csv")
+    assert csv.label_names == ["neg", "pos"]
+    splits = load_splits(csv.data, seed=0)
+    assert splits["train"]["text"] == ["NA", "", "null"]
+
+
+def test_data_path_with_tilde_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "t.jsonl").write_text(_jsonl({"text": "a", "label": "x"}, {"text": "b", "label": "y"}))
+    splits = load_splits(DataSection(files={"train": "~/t.jsonl", "validation": "~/t.jsonl"}), seed=0)
+    assert splits["train"]["text"] == ["a", "b"]
+
+
+def test_generation_columns_allow_lists_of_strings_only_where_they_mean_something(tmp_path):
+    from finetune.tasks.generation import GenerationTask
+
+    summarize = lambda data: GenerationTask("summarization", data, EvalSection())  # noqa: E731
+    _checked(tmp_path, _jsonl({"text": ["one.", "two."], "s": ["a", "b"]}, {"text": "x", "s": "c"}),
+             task=summarize, summary_column="s")
+    with pytest.raises(DataError, match=r"column 's', row 2 .* holds a number \(5\)"):
+        _checked(tmp_path, _jsonl({"text": "a", "s": "b"}, {"text": "c", "s": 5}), task=summarize, summary_column="s")
+    translate = lambda data: GenerationTask("translation", data, EvalSection())  # noqa: E731
+    with pytest.raises(DataError, match=r"column 'text', row 1 .* holds a list"):
+        _checked(tmp_path, _jsonl({"text": ["a"], "de": "b"}), task=translate, target_column="de")
+
+
+def test_undecodable_line_is_found_across_read_chunks(tmp_path, monkeypatch):
+    from finetune import file_checks
+
+    monkeypatch.setattr(file_checks, "CHUNK", 7)  # splits 'é' (2 bytes) and lines across reads
+    path = tmp_path / "t.csv"
+    path.write_bytes("text\ncafé au lait\nthé\n".encode() + b"bad \xe9 byte\n")
+    assert file_checks.first_undecodable_line(path) == 4
+    path.write_bytes("text\ncafé au lait\nthé\n".encode())
+    assert file_checks.first_undecodable_line(path) is None
+    path.write_bytes(b"text\nends mid-character \xc3")
+    assert file_checks.first_undecodable_line(path) == 2
+
+
+# ----------------------------------------------------------------------------- length limits
+
+
+def test_position_limits_of_each_family():
+    from transformers import BertConfig, GPT2Config, RobertaConfig, T5Config
+
+    from finetune.length_limits import position_limit
+
+    assert position_limit(BertConfig(max_position_embeddings=512)) == (512, "max_position_embeddings")
+    assert position_limit(GPT2Config(n_positions=1024)) == (1024, "n_positions")
+    assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == (512, "max_position_embeddings")
+    assert position_limit(T5Config(n_positions=512)) is None  # relative positions
+
+
+def test_causal_lengths_count_prompt_and_target_together():
+    from transformers import GPT2Config
+
+    from finetune.config import RunConfig
+    from finetune.errors import ConfigError
+    from finetune.length_limits import check_lengths
+
+    def cfg(source, target):
+        return RunConfig.model_validate({
+            "task": "translation", "model": {"name_or_path": "m"},
+            "data": {"dataset": "d", "target_column": "de", "max_source_length": source, "max_target_length": target},
+        })
+
+    model = GPT2Config(n_positions=256)
+    check_lengths(cfg(128, 128), "causal", model)
+    with pytest.raises(ConfigError, match=r"data.max_source_length \+ data.max_target_length = 257: model 'm' takes at most 256"):
+        check_lengths(cfg(129, 128), "causal", model)
+    check_lengths(cfg(129, 128), "seq2seq", model)  # encoder and decoder each have their own

@@ -23,6 +23,9 @@ class Task:
     def best_metric(self) -> str:
         return self.eval_cfg.best_metric or self.default_metric
 
+    def check_split(self, ds, split: str) -> None:
+        """Refuse a split whose columns the task cannot read (run on every split as read)."""
+
     def fit_to_data(self, splits) -> None:
         """Learn what the data decides (label set) before the model is built."""
 

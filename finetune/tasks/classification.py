@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from finetune.column_checks import check_labels, check_text
 from finetune.data import cached_map, require_columns, tokenizer_fingerprint
 from finetune.errors import DataError
 from finetune.tasks.base import Task
@@ -17,11 +18,20 @@ class ClassificationTask(Task):
     label_names: list[str]
 
     # ------------------------------------------------------------------ labels
+    def check_split(self, ds, split: str) -> None:
+        d = self.data
+        require_columns(ds, self._columns(), d, split)
+        check_text(ds, d.text_column, self._where(split), "data.text_column")
+        if d.text_pair_column:
+            check_text(ds, d.text_pair_column, self._where(split), "data.text_pair_column")
+        check_labels(ds, d.label_column, self._where(split))
+
     def fit_to_data(self, splits) -> None:
         train = splits[self.data.train_split]
         require_columns(train, self._columns(), self.data, self.data.train_split)
-        values = train.unique(self.data.label_column)
-        self.label_names = self._label_names(values)
+        # Whole-number floats (1.0, as pandas writes an int column with gaps) are class ids.
+        values = [_as_id(v) for v in train.unique(self.data.label_column)]
+        self.label_names = self._label_names(list(dict.fromkeys(values)))
 
     def restore(self, model_config) -> None:
         id2label = model_config.id2label
@@ -35,11 +45,11 @@ class ClassificationTask(Task):
         }
 
     def _label_names(self, values: list) -> list[str]:
-        data = self.data
-        if any(v is None for v in values):
+        data = self.data  # check_labels has refused nulls, fractions and lists already
+        if len(values) < 2:
             raise DataError(
-                f"{self._where(data.train_split)}: column '{data.label_column}' has empty labels; "
-                "fill them in or drop those rows"
+                f"{self._where(data.train_split)}: column '{data.label_column}' has a single "
+                f"label {values[0]!r} in every row; classification needs at least two classes"
             )
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             count = max(values) + 1
@@ -65,23 +75,19 @@ class ClassificationTask(Task):
                     f"'{data.label_column}' is not in data.label_names {data.label_names}"
                 )
             return list(data.label_names)
-        if len(names) < 2:
-            raise DataError(
-                f"{self._where(data.train_split)}: column '{data.label_column}' has a single "
-                f"label {names}; classification needs at least two"
-            )
         return names
 
     def _label_ids(self, ds, split: str) -> dict[Any, int]:
         """Map every label value of this split to an id, refusing labels the model lacks."""
         lookup: dict[Any, int] = {name: i for i, name in enumerate(self.label_names)}
-        for value in ds.unique(self.data.label_column):
+        for raw in ds.unique(self.data.label_column):
+            value = _as_id(raw)
             if isinstance(value, int) and not isinstance(value, bool) and str(value) not in lookup:
                 if 0 <= value < len(self.label_names):
-                    lookup[value] = value
+                    lookup[raw] = value
                     continue
             elif str(value) in lookup:
-                lookup[value] = lookup[str(value)]
+                lookup[raw] = lookup[str(value)]
                 continue
             raise DataError(
                 f"{self._where(split)}: label {value!r} in column '{self.data.label_column}' "
@@ -204,3 +210,8 @@ class ClassificationTask(Task):
         if self.data.files:
             return self.data.files.get(split, ", ".join(self.data.files.values()))
         return f"dataset '{self.data.dataset}' split '{split}'"
+
+
+def _as_id(value: Any) -> Any:
+    """A whole-number float label (checked by check_labels) as the int it stands for."""
+    return int(value) if isinstance(value, float) else value

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from finetune.config import DataSection, EvalSection
-from finetune.data import require_columns, tokenizer_fingerprint
+from finetune.column_checks import ROW_NOTE, check_text
+from finetune.data import require_columns, source_name, tokenizer_fingerprint
 from finetune.errors import DataError
 from finetune.tasks.base import Task
 
@@ -87,9 +88,27 @@ class GenerationTask(Task):
         """The training target: the first reference (train splits hold one)."""
         return [refs[0] if refs else "" for refs in self.references(batch)]
 
-    def fit_to_data(self, splits) -> None:
-        for split in splits:
-            self.check_columns(splits[split], split)
+    def check_split(self, ds, split: str) -> None:
+        """Sources and targets are text; targets (and summarization sources) may be lists of
+        strings: several references, or a source split into sentences."""
+        self.check_columns(ds, split)
+        d = self.data
+        where = source_name(d, split)
+        if self.name == "translation" and d.source_lang and d.target_lang:
+            for row, pair in enumerate(ds[d.translation_column]):
+                pair = pair if isinstance(pair, dict) else {}
+                for lang in (d.source_lang, d.target_lang):
+                    if not isinstance(pair.get(lang), str):
+                        raise DataError(
+                            f"{where}: column '{d.translation_column}', row {row + 1} {ROW_NOTE}: "
+                            f"'{lang}' is {'missing' if pair.get(lang) is None else 'not text'}; every "
+                            "row needs both languages as text"
+                        )
+            return
+        summary = self.name == "summarization"
+        check_text(ds, d.text_column, where, "data.text_column", lists=summary)
+        target_key = "data.summary_column" if summary else "data.target_column"
+        check_text(ds, d.summary_column if summary else d.target_column, where, target_key, lists=True)
 
     def cache_key(self, tokenizer) -> dict:
         """Everything that changes the tokenized rows; a change makes a new cache entry."""
