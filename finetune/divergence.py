@@ -64,8 +64,8 @@ class DivergenceGuard:
 
     def _stop_skipping(self, what: str) -> None:
         raise TrainingStopped(
-            f"training.on_nan=skip: {what}; stopped without saving. {self.hint()} Lower "
-            "training.lr, use bf16 instead of fp16, or check the data for broken rows"
+            f"training.on_nan=skip: {what}; stopped without saving. {self.hint()}; or use bf16 "
+            "instead of fp16, or check the data for broken rows"
         )
 
     def observe(self, loss, step: int) -> None:
@@ -83,8 +83,8 @@ class DivergenceGuard:
         if step >= 0:
             raise TrainingStopped(
                 f"the training loss became NaN or infinite at step {step}; stopped without "
-                f"saving the diverged weights. {self.hint()} Lower training.lr, use bf16 "
-                "instead of fp16, or set training.on_nan=skip to drop such batches"
+                f"saving the diverged weights. {self.hint()}; or use bf16 instead of fp16, or set "
+                "training.on_nan=skip to drop such batches"
             )
 
 
@@ -102,5 +102,5 @@ def require_finite_weights(model, target, hint: str, any_process=None) -> None:
     name = next((name for name, p in params if not torch.isfinite(p).all()), "on another process")
     raise TrainingStopped(
         f"the weights became NaN or infinite (first: {name}) though the loss was finite; stopped "
-        f"without saving them to '{target}'. {hint} Lower training.lr or set training.max_grad_norm"
+        f"without saving them to '{target}'. {hint}; or set training.max_grad_norm"
     )

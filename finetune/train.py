@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ from finetune.errors import ConfigError, RunDirError, TrainingStopped
 from finetune.host_memory import fix_mmap_threshold
 from finetune.run_lock import RunLock
 from finetune.train_state import Position
+
+# Test hook: the loss of this optimizer step becomes NaN, so a test can follow the advice a
+# divergence stop prints (a real divergence would repeat when resumed at any learning rate).
+NAN_TEST_ENV = "FINETUNE_TEST_NAN_AT_STEP"
 
 
 @dataclass
@@ -324,8 +329,9 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process, desc="Training")
     window = Throughput(acc)
     loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
-    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run), any_process=_any_process(acc),
-                            skip_limit=cfg.log_every * cfg.gradient_accumulation_steps)
+    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run, diverged=True),
+                            any_process=_any_process(acc), skip_limit=cfg.log_every * cfg.gradient_accumulation_steps)
+    poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
     saved_step = pos.step if pos.step else -1
     metrics: dict[str, float] = {}
 
@@ -340,7 +346,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     def checkpoint() -> None:
         nonlocal saved_step
         guard.check_before_save()  # never save diverged weights
-        require_finite_weights(model, ck.checkpoint_name(pos.step), _resume_hint(run), _any_process(acc))
+        require_finite_weights(model, ck.checkpoint_name(pos.step), _resume_hint(run, diverged=True), _any_process(acc))
         pos.loss_sum, pos.best = float(loss_sum.item()), run.best
         train_state.save(run, pos)
         saved_step = pos.step
@@ -350,16 +356,18 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
             for batch in _epoch_batches(run, pos):
                 pos.batches_in_epoch += 1
                 with acc.accumulate(model):
-                    out = model(**batch)
-                    if guard.finite(out.loss):
-                        acc.backward(out.loss)
-                        loss_sum += out.loss.detach().float()
+                    loss = model(**batch).loss
+                    if pos.step + 1 == poison_step:
+                        loss = loss * float("nan")
+                    if guard.finite(loss):
+                        acc.backward(loss)
+                        loss_sum += loss.detach().float()
                         pos.loss_count += 1
                     if acc.sync_gradients and cfg.max_grad_norm:
                         acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                     run.optimizer.step()
                     run.optimizer.zero_grad(set_to_none=True)
-                guard.observe(out.loss, pos.step + 1)
+                guard.observe(loss, pos.step + 1)
                 window.add(batch)
                 if not acc.sync_gradients:
                     continue
@@ -426,14 +434,19 @@ def _any_process(acc):
     return lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag
 
 
-def _resume_hint(run: Run) -> str:
+def _resume_hint(run: Run, diverged: bool = False) -> str:
+    """The command that continues the run, as it works when pasted. After a divergence it
+    resumes the last (finite: every save checks) checkpoint at a tenth of the learning rate."""
     import shlex
 
     found = ck.checkpoints(run.out)
     if not found:
         return "No checkpoint was saved (set training.save_every to write them)."
-    config = shlex.quote(str(run.out / rd.CONFIG_FILE))
-    return f"Last checkpoint: {found[-1][1]}; continue with: finetune train --config {config} --resume"
+    command = f"finetune train --config {shlex.quote(str(run.out / rd.CONFIG_FILE))} --resume"
+    if diverged:
+        return (f"Last good checkpoint: {found[-1][1]}; continue with a lower learning rate: "
+                f"{command} training.lr={run.cfg.training.lr / 10:g}")
+    return f"Last checkpoint: {found[-1][1]}; continue with: {command}"
 
 
 def _signal_name(signum) -> str:
@@ -568,7 +581,7 @@ def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
     from finetune.restore import save_beside
 
     run.accelerator.wait_for_everyone()
-    require_finite_weights(run.model, target.name, _resume_hint(run), _any_process(run.accelerator))
+    require_finite_weights(run.model, target.name, _resume_hint(run, diverged=True), _any_process(run.accelerator))
     # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
     state_dict = run.accelerator.get_state_dict(run.model)
     if run.accelerator.is_main_process:

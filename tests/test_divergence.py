@@ -3,6 +3,9 @@ no save ever writes non-finite weights, so the checkpoint a stop names is a good
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -10,10 +13,12 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+from conftest import run_cli
 from test_bad_inputs import base_config, run_main
 
 from finetune.divergence import SKIP_FLOOR, DivergenceGuard, require_finite_weights
 from finetune.errors import TrainingStopped
+from finetune.train import NAN_TEST_ENV
 
 
 def test_stop_names_the_first_bad_step():
@@ -77,8 +82,8 @@ def test_overflowing_weights_stop_before_the_save_and_the_named_checkpoint_is_fi
                           warmup_ratio=0.5, max_steps=4, save_every=1, max_grad_norm=None)
     line = stderr.strip().splitlines()[-1]
     assert code == 2 and line.startswith("stopped: the weights became NaN or infinite"), stderr
-    assert "step-000002" in line and "Last checkpoint: " in line
-    named = Path(line.split("Last checkpoint: ")[1].split(";")[0])
+    assert "step-000002" in line and "Last good checkpoint: " in line
+    named = Path(line.split("Last good checkpoint: ")[1].split(";")[0])
     assert named.name == "step-000001"
     saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert saved == ["step-000001"] and not (tmp_path / "run" / "model").exists()
@@ -101,3 +106,21 @@ def test_skip_with_every_batch_bad_stops_instead_of_saving_an_untrained_model(
     assert code == 2 and line.startswith("stopped: training.on_nan=skip: all 2 batches"), stderr
     assert "nothing was trained" in line and "Traceback" not in stderr
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_the_divergence_advice_works_as_printed(tmp_path, tiny_bert, sentiment_files):
+    cfg = base_config(tmp_path, tiny_bert, sentiment_files)
+    cfg["training"].update(max_steps=6, save_every=1, lr=1e-3, log_every=1)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    stopped = run_cli("train", "--config", str(tmp_path / "run.yaml"), env={NAN_TEST_ENV: "4"})
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert stopped.returncode == 2 and "NaN or infinite at step 4" in line, stopped.stderr
+    assert "Last good checkpoint: " in line and line.split("Last good checkpoint: ")[1].startswith(
+        str(tmp_path / "run" / "checkpoints" / "step-000003"))
+    advised = re.search(r"continue with a lower learning rate: (finetune .*?); or ", line)
+    assert advised, line
+    resumed = run_cli(*shlex.split(advised.group(1))[1:])  # exactly as printed (`finetune` = python -m finetune)
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "train"] == list(range(1, 7))
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["training"]["lr"] == pytest.approx(1e-4)
