@@ -15,6 +15,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from finetune.disk_errors import write_errors_are_clear
 from finetune.errors import RunDirError
 
 LOCK_FILE = ".finetune-lock"
@@ -39,12 +40,8 @@ class RunLock:
         if self.held:
             return
         path = Path(run) / LOCK_FILE
-        try:
+        with write_errors_are_clear(path):  # read-only, no permission, ...: one line naming it
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
-            raise RunDirError(
-                f"cannot create the lock file '{path}': {exc.strerror}; check the directory's permissions"
-            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
