@@ -87,7 +87,8 @@ ls -A {small}/run >{out}/model-run-files
     model_err = (out / "model.err").read_text()
     assert (out / "model.rc").read_text().strip() == "2" and "Traceback" not in model_err, model_err
     assert model_err.strip().splitlines()[-1].startswith(f"error: no space left on device while writing '{small}/run/")
-    assert (out / "model-run-files").read_text().split() == ["config.yaml", "metrics.jsonl"]
+    assert sorted((out / "model-run-files").read_text().split()) == [
+        ".finetune-lock", ".finetune-run", "config.yaml", "metrics.jsonl"]  # no half-written model
 
 
 def test_permission_denied_names_the_file(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch):

@@ -127,7 +127,7 @@ def test_one_writer_at_a_time_and_a_killed_writer_leaves_no_lock(tmp_path, tiny_
     first = _start("train", "--config", str(cfg), "--overwrite",
                    env={"FINETUNE_TEST_STALL_CHECKPOINT": "step-000002:120"})
     deadline = time.monotonic() + 240
-    while not (run / "checkpoints" / ".tmp-step-000002" / "train_state.json").is_file():
+    while not (run / "checkpoints" / ".tmp-step-000002" / "manifest.json").is_file():  # written last
         assert first.poll() is None, first.stderr.read()
         assert time.monotonic() < deadline, "the first run made no progress"
         time.sleep(0.05)
