@@ -15,6 +15,7 @@ from pathlib import Path
 
 from finetune import checkpoint as ck
 from finetune import run_dir as rd
+from finetune.attn_kernel import AUTO
 from finetune.config import RunConfig
 from finetune.errors import ConfigError
 from finetune.restore import save_beside
@@ -44,6 +45,8 @@ def check_compatible(cfg: RunConfig, checkpoint: Path) -> None:
 
     saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
     new = cfg.model_dump(mode="json")
+    if new["model"].get("attn_implementation") in (None, AUTO):
+        new["model"]["attn_implementation"] = saved.get("model", {}).get("attn_implementation")
     changed = [s for s in FROZEN_SECTIONS if saved.get(s) != new.get(s)]
     for section in changed:
         old_part, new_part = saved.get(section), new.get(section)

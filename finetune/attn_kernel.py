@@ -1,0 +1,49 @@
+"""Which attention kernel a model runs with: `model.attn_implementation: auto` picks SDPA where
+the architecture has it and the model's own ("eager") attention otherwise; an explicit kernel
+the architecture lacks is refused before anything is built.
+
+transformers 5 makes the same choice for `attn_implementation=None`, but silently; we decide
+it up front so the run can say which kernel it uses and its config.yaml can record it."""
+
+from __future__ import annotations
+
+from finetune.errors import ModelError
+
+AUTO = "auto"
+
+
+def model_class(auto_class: str, config):
+    """The concrete class `transformers.<auto_class>` would build for this config, or None
+    when the architecture has no such head (the load reports that itself)."""
+    import transformers
+    from transformers.models.auto.auto_factory import _get_model_class
+
+    mapping = getattr(transformers, auto_class)._model_mapping
+    if type(config) not in mapping:
+        return None
+    return _get_model_class(config, mapping)
+
+
+def supported_kernels(cls) -> list[str]:
+    """The attention kernels the class implements (flags transformers itself checks)."""
+    flags = (("sdpa", "_supports_sdpa"), ("flash_attention_2", "_supports_flash_attn"),
+             ("flex_attention", "_supports_flex_attn"))
+    return ["eager"] + [name for name, flag in flags if getattr(cls, flag, False)]
+
+
+def choose_kernel(requested: str | None, cls, model_type: str) -> str | None:
+    """The kernel to ask transformers for. `auto` (or null) becomes sdpa or eager; a kernel the
+    architecture lacks is a ModelError naming the ones it has. None when the class is unknown
+    (remote code...): transformers then picks."""
+    if cls is None:
+        return None if requested in (None, AUTO) else requested
+    kernels = supported_kernels(cls)
+    if requested in (None, AUTO):
+        return "sdpa" if "sdpa" in kernels else "eager"
+    # A Hub kernel ("kernels-community/...") is checked by transformers when it loads it.
+    if requested.removeprefix("paged|") not in kernels and "/" not in requested:
+        raise ModelError(
+            f"model.attn_implementation: {model_type} ({cls.__name__}) has no '{requested}' attention; "
+            f"it supports {', '.join(kernels)} (or auto, which picks the fastest of them)"
+        )
+    return requested
