@@ -26,9 +26,16 @@ def model_class(auto_class: str, config):
 
 def supported_kernels(cls) -> list[str]:
     """The attention kernels the class implements (flags transformers itself checks)."""
-    flags = (("sdpa", "_supports_sdpa"), ("flash_attention_2", "_supports_flash_attn"),
-             ("flex_attention", "_supports_flex_attn"))
-    return ["eager"] + [name for name, flag in flags if getattr(cls, flag, False)]
+    from transformers.modeling_flash_attention_utils import FLASH_ATTENTION_COMPATIBILITY_MATRIX
+
+    kernels = ["eager"]
+    if getattr(cls, "_supports_sdpa", False):
+        kernels.append("sdpa")
+    if getattr(cls, "_supports_flash_attn", False):
+        kernels += [f"flash_attention_{version}" for version in FLASH_ATTENTION_COMPATIBILITY_MATRIX]
+    if getattr(cls, "_supports_flex_attn", False):
+        kernels.append("flex_attention")
+    return kernels
 
 
 def choose_kernel(requested: str | None, cls, model_type: str) -> str | None:

@@ -167,6 +167,9 @@ CASES = [
     ("resume-path-missing", lambda tmp, cfg, model: ["train", "--resume", str(tmp / "nowhere")], "nowhere"),
     ("resume-changed-config", resume_changed, "'lora.enabled' differs"),
     ("resume-and-overwrite", existing_run(["--resume", "--overwrite"]), "pass only one"),
+    # sparse attention (issue 14): a kernel the architecture lacks names the key and what it has
+    ("attn-kernel-typo", cfg_edit("model.attn_implementation", "spda", "train"), "model.attn_implementation: bert"),
+    ("attn-kernel-unsupported", cfg_edit("model.attn_implementation", "flash_attention_9", "train"), "supports eager, sdpa"),
 ]
 
 
