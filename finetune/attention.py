@@ -74,14 +74,14 @@ def attention_probs(model, batch) -> "torch.Tensor":
 
 def model_attention(model, tokenizer, batch) -> "torch.Tensor":
     """[layer, batch, head, query, key] over the batch's own tokens, for any supported family."""
-    from finetune.long_inputs import PadToRule, width_rule
+    from finetune.long_inputs import pad_to_model
     from finetune.sparse_attention_maps import SPARSE_FAMILIES, sparse_attention_probs
 
     if getattr(model.config, "model_type", "") not in SPARSE_FAMILIES:
         return attention_probs(model, batch)
     length = batch["input_ids"].shape[1]
     # Padded as in training, so BigBird attends block-sparse here too.
-    padded = PadToRule(dict, width_rule(model.config), tokenizer.pad_token_id)(batch)
+    padded = pad_to_model(dict(batch), model.config, tokenizer)
     return sparse_attention_probs(model, padded)[..., :length, :length]
 
 

@@ -47,8 +47,17 @@ def choose_kernel(requested: str | None, cls, model_type: str) -> str | None:
     kernels = supported_kernels(cls)
     if requested in (None, AUTO):
         return "sdpa" if "sdpa" in kernels else "eager"
-    # A Hub kernel ("kernels-community/...") is checked by transformers when it loads it.
-    if requested.removeprefix("paged|") not in kernels and "/" not in requested:
+    hub_kernel = "/" in requested  # e.g. kernels-community/flash-attn: loaded by `kernels`
+    if hub_kernel and getattr(cls, "_supports_attention_backend", False):
+        from transformers.utils import is_kernels_available
+
+        if not is_kernels_available():
+            raise ModelError(
+                f"model.attn_implementation '{requested}': Hub kernels need the `kernels` package "
+                "(pip install kernels); or set it to auto"
+            )
+        return requested
+    if requested.removeprefix("paged|") not in kernels:
         raise ModelError(
             f"model.attn_implementation: {model_type} ({cls.__name__}) has no '{requested}' attention; "
             f"it supports {', '.join(kernels)} (or auto, which picks the fastest of them)"

@@ -86,3 +86,8 @@ def collator_for(collator, config, tokenizer):
     if rule == WidthRule():
         return collator
     return PadToRule(collator, rule, tokenizer.pad_token_id, left=tokenizer.padding_side == "left")
+
+
+def pad_to_model(batch, config, tokenizer):
+    """The same padding for a batch built outside a DataLoader (predict, attention maps)."""
+    return collator_for(lambda same: same, config, tokenizer)(batch)

@@ -179,6 +179,36 @@ def test_bigbird_stays_block_sparse_on_short_batches(long_models):
     assert model.base_model.attention_type == "original_full"
 
 
+def test_predict_pads_like_training_so_bigbird_stays_block_sparse(long_models):
+    import transformers as tf
+
+    from finetune.config import DataSection, EvalSection
+    from finetune.tasks.classification import ClassificationTask
+
+    task = ClassificationTask(DataSection(max_length=32), EvalSection())
+    task.label_names = ["negative", "positive"]
+    model = tf.AutoModelForSequenceClassification.from_pretrained(long_models["big_bird"], num_labels=2)
+    tokenizer = tf.AutoTokenizer.from_pretrained(long_models["big_bird"])
+    answers = task.predict(model, tokenizer, ["short", "a little longer than that"])
+    assert [a["label"] in task.label_names for a in answers] == [True, True]
+    assert model.base_model.attention_type == "block_sparse"
+
+
+def test_resume_accepts_auto_for_the_kernel_the_run_recorded(tmp_path):
+    from finetune.config import RunConfig
+    from finetune.errors import ConfigError
+    from finetune.train_state import check_compatible
+
+    raw = {"task": "sentiment", "model": {"name_or_path": "m"}, "data": {"files": {"train": "t.jsonl"}}}
+    saved = RunConfig.model_validate(raw)
+    saved.model.attn_implementation = "eager"  # what `auto` chose when the run started
+    (tmp_path / "config.yaml").write_text(saved.to_yaml())
+    check_compatible(RunConfig.model_validate(raw), tmp_path)  # auto: fine
+    raw["model"]["attn_implementation"] = "sdpa"
+    with pytest.raises(ConfigError, match="model.attn_implementation"):
+        check_compatible(RunConfig.model_validate(raw), tmp_path)
+
+
 def test_bigbird_with_short_max_length_uses_full_attention_from_the_start(
     tmp_path, long_models, toy_data, capsys, monkeypatch
 ):
