@@ -38,13 +38,14 @@ def supported_kernels(cls) -> list[str]:
     return kernels
 
 
-def choose_kernel(requested: str | None, cls, model_type: str) -> str | None:
+def choose_kernel(requested: str | None, cls, config) -> str | None:
     """The kernel to ask transformers for. `auto` (or null) becomes sdpa or eager; a kernel the
     architecture lacks is a ModelError naming the ones it has. None when the class is unknown
     (remote code...): transformers then picks."""
     if cls is None:
         return None if requested in (None, AUTO) else requested
     kernels = supported_kernels(cls)
+    model_type = config.model_type
     if requested in (None, AUTO):
         return "sdpa" if "sdpa" in kernels else "eager"
     hub_kernel = "/" in requested  # e.g. kernels-community/flash-attn: loaded by `kernels`
@@ -63,3 +64,19 @@ def choose_kernel(requested: str | None, cls, model_type: str) -> str | None:
             f"it supports {', '.join(kernels)} (or auto, which picks the fastest of them)"
         )
     return requested
+
+
+def check_trainable(config, device_type: str) -> None:
+    """Flex attention runs inference anywhere but trains only on an accelerator and without
+    attention dropout; refuse it before the first step rather than fail in it."""
+    if config._attn_implementation != "flex_attention":
+        return
+    if device_type == "cpu":
+        raise ModelError("model.attn_implementation: flex_attention has no backward pass on the CPU; "
+                         "use auto (or sdpa) to train here")
+    for key in ("attention_probs_dropout_prob", "attention_dropout"):
+        if getattr(config, key, 0) or 0:
+            raise ModelError(
+                f"model.attn_implementation: flex_attention cannot train with attention dropout "
+                f"({key}={getattr(config, key)}); set model.config_overrides {{{key}: 0.0}}, or use auto"
+            )

@@ -44,7 +44,7 @@ def load_model(model: ModelSection, auto_class: str, **config_kwargs):
     cls = getattr(transformers, auto_class)
     config = load_model_config(model, **config_kwargs)
     kwargs = hub_kwargs(model)
-    kernel = choose_kernel(model.attn_implementation, model_class(auto_class, config), config.model_type)
+    kernel = choose_kernel(model.attn_implementation, model_class(auto_class, config), config)
     if kernel:
         kwargs["attn_implementation"] = kernel
     if model.gguf_file and model.init == "pretrained":
@@ -66,7 +66,7 @@ def load_model(model: ModelSection, auto_class: str, **config_kwargs):
                 "pick a checkpoint of a family that supports this task"
             ) from exc
         raise ModelError(_load_failure("model", model, exc)) from exc
-    except (OSError, EnvironmentError) as exc:
+    except (OSError, ImportError) as exc:  # ImportError: a kernel's package (flash_attn) is missing
         raise ModelError(_load_failure("model", model, exc)) from exc
 
 
@@ -176,7 +176,7 @@ def _only(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
 def _load_failure(what: str, model: ModelSection, exc: BaseException) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     reason = lines[0] if lines else type(exc).__name__
-    if "attn_implementation" in str(exc) or "attention implementation" in str(exc):
+    if "attn_implementation" in str(exc) or "attention" in str(exc).lower():
         # The checkpoint was found; the kernel is what failed.
         return (
             f"model.attn_implementation '{model.attn_implementation}': {reason[:200]}; "

@@ -101,6 +101,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
     from accelerate.utils import set_seed
 
     from finetune.data import load_splits
+    from finetune.attn_kernel import check_trainable
     from finetune.long_inputs import fix_bigbird_attention
     from finetune.lora import wrap_with_lora
     from finetune.models import count_parameters, enable_activation_checkpointing, load_model, load_tokenizer
@@ -124,6 +125,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False)
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
 
     model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+    check_trainable(model.config, accelerator.device.type)
     # config.yaml records the kernel `auto` chose (train_state.check_compatible accepts auto for it).
     cfg.model.attn_implementation = model.config._attn_implementation
     accelerator.print(f"attention: {cfg.model.attn_implementation} ({type(model).__name__})")

@@ -170,6 +170,7 @@ CASES = [
     # sparse attention (issue 14): a kernel the architecture lacks names the key and what it has
     ("attn-kernel-typo", cfg_edit("model.attn_implementation", "spda", "train"), "model.attn_implementation: bert"),
     ("attn-kernel-unsupported", cfg_edit("model.attn_implementation", "flash_attention_9", "train"), "supports eager, sdpa"),
+    ("attn-flex-cannot-train", cfg_edit("model.attn_implementation", "flex_attention", "train"), "model.attn_implementation: flex_attention"),
 ]
 
 

@@ -85,11 +85,13 @@ def test_auto_picks_sdpa_where_the_architecture_has_it_else_eager():
 
     from finetune.attn_kernel import choose_kernel
 
-    assert choose_kernel("auto", tf.BertForSequenceClassification, "bert") == "sdpa"
-    for cls in (tf.LongformerForSequenceClassification, tf.BigBirdForSequenceClassification,
-                tf.LEDForConditionalGeneration, tf.LongT5ForConditionalGeneration):
-        assert choose_kernel("auto", cls, "x") == "eager"
-        assert choose_kernel("eager", cls, "x") == "eager"
+    assert choose_kernel("auto", tf.BertForSequenceClassification, tf.BertConfig()) == "sdpa"
+    for cls, config in ((tf.LongformerForSequenceClassification, tf.LongformerConfig()),
+                        (tf.BigBirdForSequenceClassification, tf.BigBirdConfig()),
+                        (tf.LEDForConditionalGeneration, tf.LEDConfig()),
+                        (tf.LongT5ForConditionalGeneration, tf.LongT5Config())):
+        assert choose_kernel("auto", cls, config) == "eager"
+        assert choose_kernel("eager", cls, config) == "eager"
 
 
 def test_explicit_sdpa_on_longformer_names_the_key_and_the_kernels_it_has(
