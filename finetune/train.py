@@ -100,8 +100,8 @@ def _multi_cpu() -> bool:
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool = False) -> Run:
     from accelerate.utils import set_seed
 
-    from finetune.data import load_splits
     from finetune.attn_kernel import check_trainable
+    from finetune.data import load_splits
     from finetune.long_inputs import fix_bigbird_attention
     from finetune.lora import wrap_with_lora
     from finetune.models import count_parameters, enable_activation_checkpointing, load_model, load_tokenizer
