@@ -8,6 +8,9 @@ layers, absolute positions). Other families would need: DistilBERT, its `q_lin` 
 names; GPT-2, splitting the fused `c_attn` Conv1D and a causal mask; LLaMA-style models,
 rotary embeddings applied to Q and K after projection and grouped key heads; T5, no 1/√d_k
 scaling plus the learned relative position bias.
+
+Longformer, LED and BigBird never form a full attention matrix either, but their eager kernels
+return what they attended to; finetune.sparse_attention_maps lays that out as a map.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def self_attention_layers(model) -> list:
         model_type = getattr(config, "model_type", type(model).__name__)
         raise ModelError(
             f"attention maps: model type '{model_type}' is not supported; they are computed for "
-            "BERT-family models (query/key projections, absolute positions)"
+            "BERT-family models (query/key projections, absolute positions) and for Longformer, "
+            "LED and BigBird"
         )
     return layers
 
@@ -68,6 +72,19 @@ def attention_probs(model, batch) -> "torch.Tensor":
     return torch.stack(maps)
 
 
+def model_attention(model, tokenizer, batch) -> "torch.Tensor":
+    """[layer, batch, head, query, key] over the batch's own tokens, for any supported family."""
+    from finetune.long_inputs import pad_to_model
+    from finetune.sparse_attention_maps import SPARSE_FAMILIES, sparse_attention_probs
+
+    if getattr(model.config, "model_type", "") not in SPARSE_FAMILIES:
+        return attention_probs(model, batch)
+    length = batch["input_ids"].shape[1]
+    # Padded as in training, so BigBird attends block-sparse here too.
+    padded = pad_to_model(dict(batch), model.config, tokenizer)
+    return sparse_attention_probs(model, padded)[..., :length, :length]
+
+
 def _split_heads(x, heads: int):
     batch, length, width = x.shape
     return x.view(batch, length, heads, width // heads).transpose(1, 2)
@@ -84,9 +101,10 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     for value, key, option in ((layer, "num_hidden_layers", "--layer"), (head, "num_attention_heads", "--head")):
         if key in saved:
             _pick(value, saved[key], option, default=0)
-    _, tokenizer, model = load_run_model(run, cfg)
-    batch = tokenizer([text], truncation=True, max_length=cfg.data.max_length, return_tensors="pt")
-    probs = attention_probs(model, batch)[:, 0]  # [layer, head, query, key]
+    task, tokenizer, model = load_run_model(run, cfg)
+    longest = cfg.data.max_source_length if task.kind == "seq2seq" else cfg.data.max_length
+    batch = tokenizer([text], truncation=True, max_length=longest, return_tensors="pt")
+    probs = model_attention(model, tokenizer, batch)[:, 0]  # [layer, head, query, key]
     n_layers, n_heads = probs.shape[:2]
     layer = _pick(layer, n_layers, "--layer", default=n_layers - 1)
     heads = [_pick(head, n_heads, "--head", default=0)] if head is not None else range(n_heads)

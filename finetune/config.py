@@ -51,7 +51,9 @@ class ModelSection(Section):
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside name_or_path.")
     attn_implementation: str | None = Field(
-        "sdpa", description="Attention kernel: sdpa, eager, or null for the model's default."
+        "auto",
+        description="Attention kernel: auto (sdpa where the architecture has it, else its own "
+        "eager attention), sdpa, eager, flash_attention_2. A run's config.yaml records the one used.",
     )
     token: str | None = Field(
         None,

@@ -25,7 +25,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
         raw = load_split(cfg.data, split, check=task.check_split)
         with accelerator.main_process_first():
             encoded = task.encode(raw, split, tokenizer)
-        loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded))
+        loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded, model.config))
         model = accelerator.prepare(model)
         metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
         if accelerator.is_main_process:

@@ -22,6 +22,12 @@ ATTENTION_TARGETS: dict[str, list[str]] = {
     "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    # Sparse attention: Longformer (and LED's encoder) project the global tokens separately.
+    "longformer": ["query", "key", "value", "query_global", "key_global", "value_global"],
+    "big_bird": ["query", "key", "value"],  # global blocks share the local projections
+    "led": ["query", "key", "value", "query_global", "key_global", "value_global",
+            "q_proj", "k_proj", "v_proj", "out_proj"],  # decoder: BART attention
+    "longt5": ["q", "k", "v", "o"],
 }
 # For architectures not listed: any linear layer whose own name is one of these.
 COMMON_ATTENTION_NAMES = {"query", "key", "value", "q_proj", "k_proj", "v_proj", "o_proj", "q", "k", "v", "o"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from finetune.attn_kernel import choose_kernel, model_class
 from finetune.config import ModelSection
 from finetune.errors import ModelError
 from finetune.paths import resolve
@@ -43,10 +44,11 @@ def load_model(model: ModelSection, auto_class: str, **config_kwargs):
     cls = getattr(transformers, auto_class)
     config = load_model_config(model, **config_kwargs)
     kwargs = hub_kwargs(model)
-    if model.attn_implementation:
-        kwargs["attn_implementation"] = model.attn_implementation
+    kernel = choose_kernel(model.attn_implementation, model_class(auto_class, config), config)
+    if kernel:
+        kwargs["attn_implementation"] = kernel
     if model.gguf_file and model.init == "pretrained":
-        return load_gguf_model(model, cls, config)
+        return load_gguf_model(model, cls, config, kernel)
     try:
         if model.init == "scratch":
             return cls.from_config(config, **_only(kwargs, "trust_remote_code", "attn_implementation"))
@@ -64,7 +66,7 @@ def load_model(model: ModelSection, auto_class: str, **config_kwargs):
                 "pick a checkpoint of a family that supports this task"
             ) from exc
         raise ModelError(_load_failure("model", model, exc)) from exc
-    except (OSError, EnvironmentError) as exc:
+    except (OSError, ImportError) as exc:  # ImportError: a kernel's package (flash_attn) is missing
         raise ModelError(_load_failure("model", model, exc)) from exc
 
 
@@ -89,7 +91,7 @@ def load_model_config(model: ModelSection, **config_kwargs):
     return config
 
 
-def load_gguf_model(model: ModelSection, cls, config):
+def load_gguf_model(model: ModelSection, cls, config, kernel: str | None):
     """Dequantize a GGUF checkpoint into a plain model that trains and saves normally.
 
     transformers' own GGUF load leaves a quantizer on the model that makes `save_pretrained`
@@ -105,8 +107,7 @@ def load_gguf_model(model: ModelSection, cls, config):
         raise ModelError(_load_failure("GGUF model", model, exc)) from exc
     state = loaded.state_dict()
     del loaded
-    kwargs = {"attn_implementation": model.attn_implementation} if model.attn_implementation else {}
-    built = cls.from_config(config, **kwargs)
+    built = cls.from_config(config, **({"attn_implementation": kernel} if kernel else {}))
     if cls.__name__ != "AutoModelForCausalLM":
         # A head-less copy: keep the backbone's weights, drop the language-model head.
         prefix = built.base_model_prefix + "."
@@ -175,6 +176,12 @@ def _only(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
 def _load_failure(what: str, model: ModelSection, exc: BaseException) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     reason = lines[0] if lines else type(exc).__name__
+    if "attn_implementation" in str(exc) or "attention" in str(exc).lower():
+        # The checkpoint was found; the kernel is what failed.
+        return (
+            f"model.attn_implementation '{model.attn_implementation}': {reason[:200]}; "
+            "set it to auto (or eager)"
+        )
     path = Path(source(model))
     if not path.exists() and (model.name_or_path.startswith((".", "/", "~")) or path.suffix):
         return f"model.name_or_path '{model.name_or_path}': no such directory; check the path"

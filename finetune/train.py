@@ -159,7 +159,9 @@ def _multi_cpu() -> bool:
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
     from accelerate.utils import set_seed
 
+    from finetune.attn_kernel import check_trainable
     from finetune.data import load_splits
+    from finetune.long_inputs import fix_bigbird_attention
     from finetune.lora import wrap_with_lora
     from finetune.length_limits import check_lengths
     from finetune.models import (
@@ -186,6 +188,13 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
 
     model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
     name_base_model(model, cfg.model.name_or_path, out)
+    check_trainable(model.config, accelerator.device.type)
+    # config.yaml records the kernel `auto` chose (train_state.check_compatible accepts auto for it).
+    cfg.model.attn_implementation = model.config._attn_implementation
+    accelerator.print(f"attention: {cfg.model.attn_implementation} ({type(model).__name__})")
+    longest = cfg.data.max_length if task.kind == "classification" else cfg.data.max_source_length
+    if note := fix_bigbird_attention(model, longest):
+        accelerator.print(note)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     checkpointing = enable_activation_checkpointing(
@@ -207,8 +216,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
             write_config(cfg, out)
     accelerator.wait_for_everyone()
 
-    train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds)
-    eval_loader = make_eval_loader(cfg, task, tokenizer, eval_ds)
+    train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds, model.config)
+    eval_loader = make_eval_loader(cfg, task, tokenizer, eval_ds, model.config)
     optimizer = _optimizer(cfg, model, accelerator.device.type)
     model, optimizer, train_loader, eval_loader = accelerator.prepare(
         model, optimizer, train_loader, eval_loader
@@ -232,7 +241,7 @@ def write_config(cfg: RunConfig, out: Path) -> None:
     (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
 
 
-def _train_loader(cfg: RunConfig, task, tokenizer, ds):
+def _train_loader(cfg: RunConfig, task, tokenizer, ds, model_config):
     import torch
     from torch.utils.data import DataLoader
 
@@ -244,7 +253,7 @@ def _train_loader(cfg: RunConfig, task, tokenizer, ds):
         ds,
         batch_size=cfg.training.batch_size,
         sampler=sampler,
-        collate_fn=task.collator(tokenizer, _pad_multiple(cfg)),
+        collate_fn=_collator(cfg, task, tokenizer, model_config),
         num_workers=cfg.training.num_workers,
         # Each new iterator draws a worker seed from this generator; without one it would come
         # from the global RNG, which dropout also uses, and a resumed run would drift.
@@ -253,16 +262,22 @@ def _train_loader(cfg: RunConfig, task, tokenizer, ds):
     return loader, sampler
 
 
-def make_eval_loader(cfg: RunConfig, task, tokenizer, ds):
+def make_eval_loader(cfg: RunConfig, task, tokenizer, ds, model_config):
     from torch.utils.data import DataLoader
 
     return DataLoader(
         ds,
         batch_size=cfg.eval.batch_size,
         shuffle=False,
-        collate_fn=task.collator(tokenizer, _pad_multiple(cfg)),
+        collate_fn=_collator(cfg, task, tokenizer, model_config),
         num_workers=cfg.training.num_workers,
     )
+
+
+def _collator(cfg: RunConfig, task, tokenizer, model_config):
+    from finetune.long_inputs import collator_for
+
+    return collator_for(task.collator(tokenizer, _pad_multiple(cfg)), model_config, tokenizer)
 
 
 def _pad_multiple(cfg: RunConfig) -> int | None:

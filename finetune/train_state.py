@@ -21,6 +21,7 @@ from finetune import checkpoint as ck
 from finetune import manifest
 from finetune import run_dir as rd
 from finetune import state_files as sf
+from finetune.attn_kernel import AUTO
 from finetune.config import RunConfig
 from finetune.errors import ConfigError, DataError, RunDirError
 from finetune.restore import save_beside
@@ -72,6 +73,8 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
                 f"{checkpoint.name} was saved; restore the file, or start a new run on the new data"
             )
     new = cfg.model_dump(mode="json")
+    if new["model"].get("attn_implementation") in (None, AUTO):
+        new["model"]["attn_implementation"] = saved.get("model", {}).get("attn_implementation")
     changed = [key for key in _differing_keys(saved, new)
                if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)]
     if changed:

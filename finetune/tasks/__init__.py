@@ -11,7 +11,7 @@ from finetune.tasks.base import Task
 # e.g. BertLMHeadModel, as causal LMs, but their checkpoints are trained bidirectionally.)
 ENCODER_ONLY = {
     "bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "deberta", "deberta-v2",
-    "camembert", "mpnet", "modernbert",
+    "camembert", "mpnet", "modernbert", "longformer", "big_bird",
 }
 
 

@@ -182,13 +182,16 @@ class ClassificationTask(Task):
     def predict(self, model, tokenizer, texts: list[str], batch_size: int = 32) -> list[dict]:
         import torch
 
+        from finetune.long_inputs import pad_to_model
+
         device = next(model.parameters()).device
         model.eval()
         answers = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             batch = tokenizer(chunk, truncation=True, max_length=self.data.max_length,
-                              padding=True, return_tensors="pt").to(device)
+                              padding=True, return_tensors="pt")
+            batch = pad_to_model(batch, model.config, tokenizer).to(device)  # as in training
             with torch.no_grad():
                 probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu()
             for text, row in zip(chunk, probs.tolist()):
