@@ -205,10 +205,11 @@ def test_resume_accepts_auto_for_the_kernel_the_run_recorded(tmp_path):
     saved = RunConfig.model_validate(raw)
     saved.model.attn_implementation = "eager"  # what `auto` chose when the run started
     (tmp_path / "config.yaml").write_text(saved.to_yaml())
-    check_compatible(RunConfig.model_validate(raw), tmp_path)  # auto: fine
+    (tmp_path / "train_state.json").write_text(json.dumps({"step": 1, "steps_per_epoch": 1, "data_sha256": {}}))
+    check_compatible(RunConfig.model_validate(raw), tmp_path, {})  # auto: fine
     raw["model"]["attn_implementation"] = "sdpa"
     with pytest.raises(ConfigError, match="model.attn_implementation"):
-        check_compatible(RunConfig.model_validate(raw), tmp_path)
+        check_compatible(RunConfig.model_validate(raw), tmp_path, {})
 
 
 def test_bigbird_with_short_max_length_uses_full_attention_from_the_start(
