@@ -55,6 +55,22 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+def main_in_process(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """The CLI's main() in this process (torch is imported once, not per call): exit code,
+    stdout and stderr of this call only."""
+    from finetune.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["finetune", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def sentiment_yaml(model, files: dict) -> str:
     """The head the sentiment test runs share: task, model, train/validation files, max length
     32. Callers append their own lora / training / eval sections."""

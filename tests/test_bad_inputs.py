@@ -11,12 +11,11 @@ import errno
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import main_in_process, run_cli
 
 from finetune.config import RunConfig
 
@@ -552,15 +551,8 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
-    from finetune.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["finetune", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
+    code, _, err = main_in_process(args, capsys, monkeypatch)
+    return code, err
 
 
 def cli_args(case, tmp: Path, model: Path, files: dict) -> list[str]:

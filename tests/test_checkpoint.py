@@ -10,11 +10,10 @@ import re
 import shlex
 import shutil
 import signal
-import sys
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import main_in_process, run_cli
 from test_bad_inputs import base_config, planted_pickle
 from test_resume import _config, _logged_step, _max_difference, _metrics, _start, _wait_for, _weights
 
@@ -24,16 +23,8 @@ OLD_NAMES = ["random_states_0.pkl", "custom_checkpoint_0.pkl", "optimizer.bin", 
 
 
 def _run_main(args, capsys, monkeypatch) -> tuple[int, str]:
-    from finetune.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["finetune", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
+    code, _, err = main_in_process(args, capsys, monkeypatch)
+    return code, err
 
 
 @pytest.fixture

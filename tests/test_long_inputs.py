@@ -5,11 +5,10 @@ do (and a clear error on the rest), the collator's padding, and their attention 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import yaml
-from conftest import write_config
+from conftest import main_in_process, write_config
 
 ENCODERS = ("longformer", "big_bird")
 SEQ2SEQ = ("led", "longt5")
@@ -62,19 +61,7 @@ def train(tmp_path, cfg, capsys, monkeypatch) -> tuple[int, str, str]:
     return run_main(["train", "--config", str(path)], capsys, monkeypatch)
 
 
-def run_main(args, capsys, monkeypatch) -> tuple[int, str, str]:
-    """The CLI's main() in this process (torch is imported once): exit code, stdout, stderr."""
-    from finetune.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["finetune", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+run_main = main_in_process
 
 
 # ----------------------------------------------------------------------------- attention kernel

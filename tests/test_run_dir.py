@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import QUIET_ENV, ROOT, run_cli, sentiment_yaml, write_config
+from conftest import QUIET_ENV, ROOT, main_in_process, run_cli, sentiment_yaml, write_config
 
 MARKER = ".finetune-run"
 
@@ -32,17 +32,8 @@ training:
 
 
 def _main(capsys, monkeypatch, *args: str) -> tuple[int, str]:
-    """The CLI in this process (torch imported once): exit code and stderr."""
-    from finetune.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["finetune", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
+    code, _, err = main_in_process(list(args), capsys, monkeypatch)
+    return code, err
 
 
 def _snapshot(root: Path) -> dict[str, str]:
