@@ -13,7 +13,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
     from finetune.length_limits import check_lengths
     from finetune.restore import load_run_model
     from finetune.run_lock import RunLock
-    from finetune.train import make_accelerator, make_eval_loader
+    from finetune.assemble import make_accelerator, make_eval_loader
 
     # eval writes into the run directory too: like a second `train`, it is refused (naming the
     # PID) while a training process holds the run, rather than racing it for eval_*.json.
