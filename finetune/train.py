@@ -132,7 +132,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     def checkpoint() -> None:
         nonlocal saved_step
         guard.check_before_save()  # never save diverged weights
-        require_finite_weights(model, ck.checkpoint_name(pos.step), _resume_hint(run, diverged=True), _any_process(acc))
+        require_finite_weights(model, rd.checkpoint_name(pos.step), _resume_hint(run, diverged=True), _any_process(acc))
         pos.loss_sum, pos.best = float(loss_sum.item()), run.best
         train_state.save(run, pos)
         saved_step = pos.step
@@ -279,7 +279,7 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
     if previous is not None and (value <= previous if better else value >= previous):
         return
     run.best = {"metric": name, "value": value, "step": step}
-    _save(run, run.out / rd.BEST_DIR, extra={"best.json": run.best})
+    _save(run, run.out / rd.BEST_DIR, extra={rd.BEST_FILE: run.best})
 
 
 def save_final(run: Run) -> None:
