@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from finetune import run_dir as rd
 from finetune.config import RunConfig
 
 
@@ -35,7 +36,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
 
 
 def write_results(run: Path, split: str, metrics: dict, records: list[dict]) -> None:
-    (run / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with open(run / f"predictions_{split}.jsonl", "w", encoding="utf-8") as handle:
+    (run / rd.eval_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with open(run / rd.predictions_file(split), "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
