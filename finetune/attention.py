@@ -20,7 +20,6 @@ from pathlib import Path
 
 from finetune.errors import ConfigError, ModelError
 
-ATTENTION_DIR = "attention"
 
 
 def self_attention_layers(model) -> list:
@@ -109,7 +108,7 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     layer = _pick(layer, n_layers, "--layer", default=n_layers - 1)
     heads = [_pick(head, n_heads, "--head", default=0)] if head is not None else range(n_heads)
     tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
-    out = run / ATTENTION_DIR
+    out = run / rd.ATTENTION_DIR
     out.mkdir(exist_ok=True)
     return [_heatmap(probs[layer, h].numpy(), tokens, f"layer {layer}, head {h}",
                      out / f"layer{layer}_head{h}.png") for h in heads]

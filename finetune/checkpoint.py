@@ -8,25 +8,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
 from finetune import disk_errors, manifest
+from finetune import run_dir as rd
 from finetune.errors import RunDirError
 
-CHECKPOINTS_DIR = "checkpoints"
-STATE_FILE = "train_state.json"
-DAMAGED_SUFFIX = ".damaged"  # a checkpoint that failed verification, kept for inspection
-_NAME = re.compile(r"^step-(\d+)$")
 # Test hook: sleep this many seconds before publishing the named checkpoint, so a test can
 # kill the process while a complete `.tmp-*` directory waits to be renamed.
 STALL_ENV = "FINETUNE_TEST_STALL_CHECKPOINT"
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:06d}"
 
 
 @contextlib.contextmanager
@@ -47,7 +39,7 @@ def atomic_dir(target: Path):
 
 def begin(target: Path) -> Path:
     target = Path(target)
-    tmp = target.with_name(f".tmp-{target.name}")
+    tmp = rd.temporary(target)
     with write_errors_are_clear(target):
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -70,7 +62,7 @@ def publish(tmp: Path, target: Path) -> None:
     except BaseException:  # a second Ctrl-C (KeyboardInterrupt) abandons the save, not the last one
         abandon(tmp)
         raise
-    old = target.with_name(f".old-{target.name}")
+    old = rd.previous(target)
     if target.exists():
         if old.exists():
             shutil.rmtree(old)
@@ -88,7 +80,7 @@ def write_errors_are_clear(target: Path):
         with disk_errors.write_errors_are_clear(target, keeps_previous=True):
             yield
     except disk_errors.WriteError:
-        abandon(Path(target).with_name(f".tmp-{Path(target).name}"))
+        abandon(rd.temporary(target))
         raise
 
 
@@ -106,28 +98,30 @@ def _fsync_tree(root: Path) -> None:
 def checkpoints(run: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints of a run (their manifest, written last, exists), oldest first.
     `.tmp-*` (a write cut short) never counts."""
-    return [(step, path) for step, path in _step_dirs(run) if (path / manifest.MANIFEST_FILE).is_file()]
+    return [(step, path) for step, path in _step_dirs(run) if (path / rd.MANIFEST_FILE).is_file()]
 
 
 def _step_dirs(run: Path) -> list[tuple[int, Path]]:
-    root = Path(run) / CHECKPOINTS_DIR
+    root = Path(run) / rd.CHECKPOINTS_DIR
     if not root.is_dir():
         return []
-    return sorted((int(m.group(1)), path) for path in root.iterdir() if (m := _NAME.match(path.name)))
+    steps = ((rd.checkpoint_step(path.name), path) for path in root.iterdir())
+    return sorted((step, path) for step, path in steps if step is not None)
 
 
 def remove_partial(run: Path, saved_dirs: tuple[str, ...] = ()) -> None:
     """Delete what a killed or refused write left behind: `.tmp-*` and `.old-*` (beside a
     complete copy) in checkpoints/, and `.tmp-NAME` of the run's own `saved_dirs` (final, best),
     whose `.old-NAME` goes back in place if a kill came between publish()'s two renames."""
-    root = Path(run) / CHECKPOINTS_DIR
+    root = Path(run) / rd.CHECKPOINTS_DIR
     if root.is_dir():
         for path in root.iterdir():
-            if path.name.startswith((".tmp-", ".old-")):
+            if path.name.startswith((rd.TMP_PREFIX, rd.OLD_PREFIX)):
                 shutil.rmtree(path, ignore_errors=True)
     for name in saved_dirs:
-        shutil.rmtree(Path(run) / f".tmp-{name}", ignore_errors=True)
-        old, target = Path(run) / f".old-{name}", Path(run) / name
+        target = Path(run) / name
+        shutil.rmtree(rd.temporary(target), ignore_errors=True)
+        old = rd.previous(target)
         if old.is_dir():
             shutil.rmtree(old) if target.exists() else os.replace(old, target)
 
@@ -139,7 +133,7 @@ def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path,
     (the caller moves them aside once the run is set up). A named checkpoint must be intact."""
     if arg != "latest":
         path = Path(arg).expanduser()
-        if _NAME.match(path.name) and path.parent.name == CHECKPOINTS_DIR and path.is_dir():
+        if rd.checkpoint_step(path.name) is not None and path.parent.name == rd.CHECKPOINTS_DIR and path.is_dir():
             _refuse_old_format(path)
             if problem := manifest.problem(path):
                 raise RunDirError(f"--resume: checkpoint '{path}' is damaged: {problem}; resume from another one")
@@ -152,10 +146,10 @@ def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path,
         if unfinished := _step_dirs(run):
             _refuse_old_format(unfinished[-1][1])
             raise RunDirError(
-                f"--resume: no checkpoint in '{run}' has its {manifest.MANIFEST_FILE} (written "
+                f"--resume: no checkpoint in '{run}' has its {rd.MANIFEST_FILE} (written "
                 f"last: {unfinished[-1][1].name} was cut short or damaged); start a new run"
             )
-        hint = "" if (Path(run) / "config.yaml").is_file() else " (it is not a run directory)"
+        hint = "" if (Path(run) / rd.CONFIG_FILE).is_file() else " (it is not a run directory)"
         raise RunDirError(
             f"--resume: '{run}' holds no complete checkpoint{hint}; set training.save_every to "
             "write checkpoints, or start the run without --resume"
@@ -176,14 +170,14 @@ def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path,
 def _refuse_old_format(path: Path) -> None:
     """Before the manifest, checkpoints were Accelerate's save_state: pickles throughout, and
     train_state.json had no "format" key."""
-    if (path / manifest.MANIFEST_FILE).is_file():
+    if (path / rd.MANIFEST_FILE).is_file():
         return
     try:
-        formatted = "format" in json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        formatted = "format" in json.loads((path / rd.STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         formatted = False
     pickles = any(p.suffix in (".pkl", ".bin", ".pt") for p in path.iterdir())
-    if pickles or ((path / STATE_FILE).is_file() and not formatted):
+    if pickles or ((path / rd.STATE_FILE).is_file() and not formatted):
         raise RunDirError(
             f"--resume: '{path}' was written by an older finetune in a format that needs pickle "
             "(which can run code), so it is not loaded; start a new run, or finish this one with "
@@ -196,7 +190,7 @@ def move_aside(damaged: list[tuple[Path, str]], resumed: Path) -> list[str]:
     look inside); one line per checkpoint saying what was wrong and where it went."""
     lines = []
     for path, problem in damaged:
-        target = path.with_name(path.name + DAMAGED_SUFFIX)
+        target = path.with_name(path.name + rd.DAMAGED_SUFFIX)
         if target.exists():
             shutil.rmtree(target)  # an older damaged copy of the same step, also ours
         os.replace(path, target)

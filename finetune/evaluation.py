@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from finetune import run_dir as rd
 from finetune.config import RunConfig
 
 
@@ -13,7 +14,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
     from finetune.length_limits import check_lengths
     from finetune.restore import load_run_model
     from finetune.run_lock import RunLock
-    from finetune.train import make_accelerator, make_eval_loader
+    from finetune.assemble import make_accelerator, make_eval_loader
 
     # eval writes into the run directory too: like a second `train`, it is refused (naming the
     # PID) while a training process holds the run, rather than racing it for eval_*.json.
@@ -35,7 +36,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
 
 
 def write_results(run: Path, split: str, metrics: dict, records: list[dict]) -> None:
-    (run / f"eval_{split}.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with open(run / f"predictions_{split}.jsonl", "w", encoding="utf-8") as handle:
+    (run / rd.eval_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with open(run / rd.predictions_file(split), "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

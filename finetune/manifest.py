@@ -12,7 +12,8 @@ import os
 import time
 from pathlib import Path
 
-MANIFEST_FILE = "manifest.json"
+from finetune.run_dir import MANIFEST_FILE, partial_file
+
 # Test hook: sleep this many seconds after the manifest's temporary file is written (before its
 # rename) in the named checkpoint, so a test can kill the process in the middle of it.
 STALL_ENV = "FINETUNE_TEST_STALL_MANIFEST"
@@ -29,7 +30,7 @@ def sha256_file(path: Path) -> str:
 def write(directory: Path, name: str) -> None:
     """List every file under `directory` in its manifest; `name` is the checkpoint's final name
     (the directory itself is still a temporary one)."""
-    partial = directory / f".{MANIFEST_FILE}.tmp"
+    partial = directory / partial_file(MANIFEST_FILE)
     files = {
         str(path.relative_to(directory)): {"size": path.stat().st_size, "sha256": sha256_file(path)}
         for path in sorted(directory.rglob("*"))

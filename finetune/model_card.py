@@ -16,7 +16,6 @@ from finetune import run_dir as rd
 from finetune.config import RunConfig
 from finetune.shared_names import shared_name
 
-CARD_FILE = "README.md"
 PIPELINE_TAGS = {
     "sentiment": "text-classification", "classification": "text-classification",
     "translation": "translation", "summarization": "summarization",
@@ -71,8 +70,8 @@ def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps
 # {name}
 
 `{base}` fine-tuned for {cfg.task} with finetune ({"LoRA adapter" if lora else "full fine-tune"}).
-Training took {seconds / 60:.1f} minutes. The full configuration is in `config.yaml`, per-step
-metrics in `metrics.jsonl`.
+Training took {seconds / 60:.1f} minutes. The full configuration is in `{rd.CONFIG_FILE}`, per-step
+metrics in `{rd.METRICS_FILE}`.
 
 ## Results on `{cfg.data.eval_split}` ({metrics.get("samples", "?")} examples)
 
@@ -125,6 +124,6 @@ pipe = pipeline("{pipeline_tag}", model="model")
 
 def write_model_card(run: Path, cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int) -> None:
     card = render(cfg, auto_class, metrics, seconds, steps, run)
-    (run / CARD_FILE).write_text(card, encoding="utf-8")
+    (run / rd.CARD_FILE).write_text(card, encoding="utf-8")
     if (run / rd.MODEL_DIR).is_dir():  # the directory one would upload to the Hub
-        (run / rd.MODEL_DIR / CARD_FILE).write_text(card, encoding="utf-8")
+        (run / rd.MODEL_DIR / rd.CARD_FILE).write_text(card, encoding="utf-8")

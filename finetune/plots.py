@@ -8,7 +8,6 @@ from pathlib import Path
 from finetune import run_dir as rd
 from finetune.errors import RunDirError
 
-PLOTS_DIR = "plots"
 _NOT_METRICS = {"type", "split", "step", "epoch", "time", "samples", "eval_seconds"}
 
 
@@ -32,7 +31,7 @@ def plot_run(run: Path) -> list[Path]:
     evals = [r for r in records if r.get("type") == "eval"]
     if not train and not evals:
         raise RunDirError(f"'{path}': holds no logged steps yet; plot it once training has logged")
-    out = run / PLOTS_DIR
+    out = run / rd.PLOTS_DIR
     out.mkdir(exist_ok=True)
     written = []
     if train:

@@ -1,8 +1,10 @@
-"""The run directory: what goes where, and deleting nothing but a directory finetune made."""
+"""The run directory: what goes where, and deleting nothing but a directory finetune made.
+Every name finetune gives a file or folder of a run is spelled here, temporary ones included."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -10,14 +12,65 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from finetune.errors import RunDirError
-from finetune.run_lock import LOCK_FILE, RunLock
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 MODEL_DIR = "model"  # final model (full fine-tune) or adapter, with the tokenizer
 BEST_DIR = "best"  # best model by the chosen metric
+BEST_FILE = "best.json"  # in BEST_DIR: the metric, its value and the step
 CHECKPOINTS_DIR = "checkpoints"
 MARKER_FILE = ".finetune-run"  # JSON {format, run_id, created}: finetune made this directory
+LOCK_FILE = ".finetune-lock"  # see run_lock.py
+CARD_FILE = "README.md"  # the model card, in the run and in MODEL_DIR
+PLOTS_DIR = "plots"
+ATTENTION_DIR = "attention"
+TENSORBOARD_DIR = "tensorboard"
+
+# In each checkpoint, CHECKPOINTS_DIR/step-NNNNNN (the files of its state: state_files.py).
+STATE_FILE = "train_state.json"
+MANIFEST_FILE = "manifest.json"  # written last: a checkpoint without it is incomplete
+DAMAGED_SUFFIX = ".damaged"  # a checkpoint that failed verification, kept for inspection
+_CHECKPOINT_NAME = re.compile(r"^step-(\d+)$")
+
+# An atomic write builds TMP_PREFIX+name, then parks the copy it replaces as OLD_PREFIX+name
+# between its two renames (checkpoint.py).
+TMP_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"
+
+
+def eval_file(split: str) -> str:
+    return f"eval_{split}.json"
+
+
+def predictions_file(split: str) -> str:
+    return f"predictions_{split}.jsonl"
+
+
+def confusion_file(split: str) -> str:
+    return f"confusion_{split}.png"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint directory's name; None for any other name."""
+    match = _CHECKPOINT_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def temporary(target: Path) -> Path:
+    return Path(target).with_name(TMP_PREFIX + Path(target).name)
+
+
+def previous(target: Path) -> Path:
+    return Path(target).with_name(OLD_PREFIX + Path(target).name)
+
+
+def partial_file(name: str) -> str:
+    """A file written whole under this name, then renamed to `name`."""
+    return f".{name}.tmp"
 
 
 def write_marker(path: Path) -> None:
@@ -85,9 +138,10 @@ def _inputs_inside(path: Path, inputs: Sequence[tuple[str, Path]]) -> tuple[str,
     return next(((what, p) for what, p in inputs if Path(p).resolve().is_relative_to(root)), None)
 
 
-def start(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path]], lock: RunLock) -> None:
-    """Make `path` this run's directory, once set-up succeeded (main process only): lock it if
-    it did not exist when training started, empty it for --overwrite, mark it as ours."""
+def start(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path]], lock) -> None:
+    """Make `path` this run's directory, once set-up succeeded (main process only): lock it
+    (`lock`: a run_lock.RunLock) if it did not exist when training started, empty it for
+    --overwrite, mark it as ours."""
     if not lock.held:
         path.mkdir(parents=True, exist_ok=True)
         lock.acquire(path)

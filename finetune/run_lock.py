@@ -17,8 +17,7 @@ from pathlib import Path
 
 from finetune.disk_errors import write_errors_are_clear
 from finetune.errors import RunDirError
-
-LOCK_FILE = ".finetune-lock"
+from finetune.run_dir import LOCK_FILE
 
 
 def is_main_process() -> bool:

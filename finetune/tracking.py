@@ -9,9 +9,9 @@ import math
 import time
 from pathlib import Path
 
+from finetune import run_dir as rd
 from finetune.errors import ConfigError
 
-TENSORBOARD_DIR = "tensorboard"
 _NOT_SCALARS = {"type", "step", "epoch", "time", "split"}
 _PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
@@ -64,7 +64,7 @@ class TensorBoardTracker:
     def __init__(self, run_dir: Path, run_config: dict):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
+        self.writer = SummaryWriter(str(run_dir / rd.TENSORBOARD_DIR))
         self.writer.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```")
 
     def log(self, scalars: dict, step: int) -> None:

@@ -60,8 +60,8 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
     return how much training.lr changed (new / saved), which `load` applies to the schedule."""
     import yaml
 
-    with _reading(checkpoint, ck.STATE_FILE):
-        state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
+    with _reading(checkpoint, rd.STATE_FILE):
+        state = json.loads((checkpoint / rd.STATE_FILE).read_text(encoding="utf-8"))
         recorded, step, steps_per_epoch = state["data_sha256"], state["step"], state["steps_per_epoch"]
     with _reading(checkpoint, rd.CONFIG_FILE):
         saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
@@ -118,8 +118,8 @@ def save(run, pos: Position) -> Path:
     temporary directory, the main process the rest and, last, the manifest; then it publishes
     the directory and prunes old ones."""
     acc = run.accelerator
-    target = run.out / ck.CHECKPOINTS_DIR / ck.checkpoint_name(pos.step)
-    tmp = target.with_name(f".tmp-{target.name}")
+    target = run.out / rd.CHECKPOINTS_DIR / rd.checkpoint_name(pos.step)
+    tmp = rd.temporary(target)
     if acc.is_main_process:
         pos.metrics_bytes = _size(run.out / rd.METRICS_FILE)
         ck.begin(target)
@@ -166,7 +166,7 @@ def _save_main(run, pos: Position, tmp: Path, weights, optimizer: dict) -> None:
     (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
     state = {**asdict(pos), "format": FORMAT, "steps_per_epoch": run.steps_per_epoch,
              "data_sha256": run.data_sha256}
-    (tmp / ck.STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    (tmp / rd.STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
 
 def _full_optimizer_state(run) -> dict:
@@ -182,8 +182,8 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     acc = run.accelerator
-    with _reading(checkpoint, ck.STATE_FILE):
-        state = json.loads((checkpoint / ck.STATE_FILE).read_text(encoding="utf-8"))
+    with _reading(checkpoint, rd.STATE_FILE):
+        state = json.loads((checkpoint / rd.STATE_FILE).read_text(encoding="utf-8"))
     with _reading(checkpoint, ADAPTER_WEIGHTS if run.cfg.lora.enabled else MODEL_WEIGHTS):
         _load_weights(run, checkpoint)
     with _reading(checkpoint, sf.OPTIMIZER_TENSORS):

@@ -20,7 +20,7 @@ from conftest import QUIET_ENV, ROOT
 from safetensors.torch import load_file
 from test_bad_inputs import base_config, run_main
 
-from finetune import checkpoint
+from finetune import checkpoint, run_dir
 from finetune.disk_errors import write_errno
 
 
@@ -142,7 +142,7 @@ def test_second_ctrl_c_during_a_save_abandons_it_and_leaves_a_resumable_run(
     stall = {checkpoint.STALL_ENV: "step-000002:60"}
     proc = subprocess.Popen([sys.executable, "-m", "finetune", "train", "--config", str(cfg)], cwd=ROOT,
                             env={**_env(), **stall}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = run / "checkpoints" / ".tmp-step-000002" / checkpoint.STATE_FILE
+    partial = run / "checkpoints" / ".tmp-step-000002" / run_dir.STATE_FILE
     try:
         deadline = time.monotonic() + 240
         while not partial.is_file() and proc.poll() is None and time.monotonic() < deadline:

@@ -205,9 +205,10 @@ class ClassificationTask(Task):
         return answers
 
     def write_figures(self, run_dir, split: str, records: list[dict]):
+        from finetune import run_dir as rd
         from finetune.plots import confusion_matrix_png
 
-        return [confusion_matrix_png(records, self.label_names, run_dir / f"confusion_{split}.png")]
+        return [confusion_matrix_png(records, self.label_names, run_dir / rd.confusion_file(split))]
 
     def _where(self, split: str) -> str:
         if self.data.files:
