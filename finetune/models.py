@@ -173,11 +173,17 @@ def _only(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in names}
 
 
+# What transformers says when an attention kernel, not the checkpoint, is what failed.
+KERNEL_FAILURES = ("attn_implementation", "scaled_dot_product_attention", "flash_attn", "FlashAttention",
+                   "flex_attention")
+
+
 def _load_failure(what: str, model: ModelSection, exc: BaseException) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     reason = lines[0] if lines else type(exc).__name__
-    if "attn_implementation" in str(exc) or "attention" in str(exc).lower():
-        # The checkpoint was found; the kernel is what failed.
+    if any(mark in str(exc) for mark in KERNEL_FAILURES):
+        # The checkpoint was found; the kernel is what failed. (Not any text with "attention"
+        # in it: a missing path like models/sparse-attention-bert must still blame the path.)
         return (
             f"model.attn_implementation '{model.attn_implementation}': {reason[:200]}; "
             "set it to auto (or eager)"

@@ -443,6 +443,8 @@ CASES = [
     ("label-not-in-names", data_file("train", "t.jsonl", GOOD, label_names=["positive", "neutral"]), "'negative'"),
     ("train-split-absent", cfg_edit("data.train_split", "training", "train"), "'training'"),
     ("model-path-missing", cfg_edit("model.name_or_path", "/nonexistent/model", "train"), "/nonexistent/model"),
+    ("model-path-named-attention-missing", cfg_edit("model.name_or_path", "/nonexistent/sparse-attention-bert", "train"),
+     "model.name_or_path '/nonexistent/sparse-attention-bert': no such directory"),
     ("model-pickle-only", model_dir(pickle_only), "pickle"),
     ("model-cannot-classify", model_dir(no_classification_head), "AutoModelForSequenceClassification"),
     ("lora-target-unmatched", lambda tmp, cfg, model: (cfg.update(lora={"enabled": True, "target_modules": ["q_proj"]}), ["train"])[1], "q_proj"),
@@ -590,7 +592,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 120  # 43 before the trust work (issue 10), 117 after, 120 with issue 14's
+    assert len(CASES) >= 121  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
