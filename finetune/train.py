@@ -32,7 +32,6 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
     which --overwrite must not delete."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     checkpoint, damaged, lr_scale = None, [], 1.0
-    data_sha256 = train_state.data_sha256(cfg)
     inputs = [] if resume else _inputs(cfg, config_file)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
         if resume:
@@ -47,10 +46,13 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
                 )
             out = found
             cfg.training.output_dir = str(out)
+            data_sha256 = train_state.data_sha256(cfg)
             lr_scale = train_state.check_compatible(cfg, checkpoint, data_sha256)
             lock.acquire(out)  # before moving damaged checkpoints aside, drop_newer and any other write
         else:
             _claim(out, overwrite, inputs, lock)
+            # After the claim: a refused run (another writer, a user's folder) reads no data first.
+            data_sha256 = train_state.data_sha256(cfg)
         run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None, lock=lock, inputs=inputs)
         run.data_sha256 = data_sha256
         pos = Position()
