@@ -1,22 +1,20 @@
-"""The training loop: resume or start a run, train it step by step, evaluate, save. The run is
-built in assemble.py; nothing task-specific lives here."""
+"""The training loop: train a built run step by step, evaluate, save. `run_start.py` claims or
+resumes the run directory, `assemble.py` builds the run; nothing task-specific lives here."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from finetune import checkpoint as ck
 from finetune import run_dir as rd
-from finetune import train_state
-from finetune.assemble import Run, setup, write_config
+from finetune.assemble import Run, setup
 from finetune.config import RunConfig
-from finetune.errors import ConfigError, RunDirError, TrainingStopped
+from finetune.errors import ConfigError, TrainingStopped
 from finetune.host_memory import fix_mmap_threshold
 from finetune.run_lock import RunLock
+from finetune.run_start import claim_or_find, continue_from, resume_hint
 from finetune.throughput import Throughput
 from finetune.train_state import Position
 
@@ -27,47 +25,15 @@ NAN_TEST_ENV = "FINETUNE_TEST_NAN_AT_STEP"
 
 def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None,
           config_file: Path | None = None) -> dict[str, float]:
-    """`resume`: None (a new run), 'latest' (the newest checkpoint of `out`), or a path to a
-    run directory or to one of its checkpoints. `config_file`: the YAML the run was read from,
-    which --overwrite must not delete."""
+    """Start (or, with `resume`, continue) the run in `out`, train it and save the final model.
+    `config_file`: the YAML the run was read from, which --overwrite must not delete."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
-    checkpoint, damaged, lr_scale = None, [], 1.0
-    inputs = [] if resume else _inputs(cfg, config_file)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
-        if resume:
-            if overwrite:
-                raise RunDirError("--resume continues a run and --overwrite deletes it; pass only one")
-            found, checkpoint, damaged = ck.find_resume_point(resume, out)
-            if resume != "latest" and found.resolve() != out.resolve():
-                raise RunDirError(
-                    f"--resume '{resume}': it belongs to the run '{found}', but this "
-                    f"config trains into '{out}'; resume with that run's config "
-                    f"({found / rd.CONFIG_FILE}), or set training.output_dir={found}"
-                )
-            out = found
-            cfg.training.output_dir = str(out)
-            data_sha256 = train_state.data_sha256(cfg)
-            lr_scale = train_state.check_compatible(cfg, checkpoint, data_sha256)
-            lock.acquire(out)  # before moving damaged checkpoints aside, drop_newer and any other write
-        else:
-            _claim(out, overwrite, inputs, lock)
-            # After the claim: a refused run (another writer, a user's folder) reads no data first.
-            data_sha256 = train_state.data_sha256(cfg)
-        run = setup(cfg, out, overwrite=overwrite, resuming=checkpoint is not None, lock=lock, inputs=inputs)
-        run.data_sha256 = data_sha256
-        pos = Position()
-        if checkpoint is not None:
-            pos = train_state.load(run, checkpoint, lr_scale)
-            run.best = pos.best
-            if run.accelerator.is_main_process:
-                for line in ck.move_aside(damaged, checkpoint):
-                    print(line, file=sys.stderr)
-                write_config(cfg, out)  # with the settings changed on resume (lr, max_steps...)
-                ck.drop_newer(out, pos.step)
-            run.accelerator.print(
-                f"resuming from {checkpoint} (step {pos.step}, epoch {pos.epoch}, "
-                f"{pos.batches_in_epoch} batches into it)"
-            )
+        start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
+        run = setup(cfg, start.out, overwrite=overwrite, resuming=start.checkpoint is not None,
+                    lock=lock, inputs=start.inputs)
+        run.data_sha256 = start.data_sha256
+        pos = continue_from(run, start) if start.checkpoint else Position()
         try:
             metrics = train_loop(run, pos)
             save_final(run)
@@ -79,128 +45,155 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
     return metrics
 
 
-def _inputs(cfg: RunConfig, config_file: Path | None) -> list[tuple[str, Path]]:
-    """The files this run reads, which no run directory may swallow."""
-    from finetune.paths import resolve
-
-    files = [(f"data file data.files.{split}", Path(resolve(path, f"data.files.{split}")))
-             for split, path in cfg.data.files.items()]
-    return ([("config file", Path(config_file))] if config_file else []) + files
-
-
-def _claim(out: Path, overwrite: bool, inputs: list, lock: RunLock) -> None:
-    """Refuse a directory this run may not write into, and lock an existing one, before the
-    model loads (a second writer is refused at once). A directory that does not exist yet is
-    created and locked in `setup`, once set-up succeeded, so a failed start leaves nothing."""
-    rd.check_writable(out, overwrite, inputs)  # only reads: a folder we refuse stays untouched
-    if out.is_dir():
-        lock.acquire(out)
-        rd.check_writable(out, overwrite, inputs)  # again, now that no other writer can change it
-
-
-# ----------------------------------------------------------------------------- train
-
-
 def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
     """Train from `pos` (the start, or where a checkpoint left off) to run.total_steps."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from finetune.divergence import DivergenceGuard, require_finite_weights
     from finetune.interrupts import StopRequests
 
     pos = pos or Position()
-    acc, cfg, model = run.accelerator, run.cfg.training, run.model
+    cfg = run.cfg.training
     if cfg.eval_before_training and pos.step == 0:
         evaluate(run, step=0, epoch=0.0, label="before training", track_best=False)
-    model.train()
-    bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process, desc="Training")
-    window = Throughput(acc)
-    loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
-    guard = DivergenceGuard(acc.device, cfg.on_nan, lambda: _resume_hint(run, diverged=True),
-                            any_process=_any_process(acc), skip_limit=cfg.log_every * cfg.gradient_accumulation_steps)
-    poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
-    saved_step = pos.step if pos.step else -1
-    metrics: dict[str, float] = {}
-
-    def evaluate_now(epoch: float) -> dict:
-        guard.check_before_save()  # an evaluation may save the best model
-        window.pause()  # evaluation time is not training time: keep it out of samples/s
-        result = evaluate(run, pos.step, epoch)
-        window.resume()
-        pos.last_eval_step = pos.step
-        return result
-
-    def checkpoint() -> None:
-        nonlocal saved_step
-        guard.check_before_save()  # never save diverged weights
-        require_finite_weights(model, rd.checkpoint_name(pos.step), _resume_hint(run, diverged=True), _any_process(acc))
-        pos.loss_sum, pos.best = float(loss_sum.item()), run.best
-        train_state.save(run, pos)
-        saved_step = pos.step
-
-    with StopRequests() as stop, bar:  # closing the bar first keeps an error message last
-        while pos.step < run.total_steps and not stop.requested:
+    run.model.train()
+    with StopRequests() as stop, _Steps(run, pos) as steps:  # the bar closes first: errors print last
+        while not steps.finished(stop):
             for batch in _epoch_batches(run, pos):
-                pos.batches_in_epoch += 1
-                with acc.accumulate(model):
-                    loss = model(**batch).loss
-                    if pos.step + 1 == poison_step:
-                        loss = loss * float("nan")
-                    if guard.finite(loss):
-                        acc.backward(loss)
-                        loss_sum += loss.detach().float()
-                        pos.loss_count += 1
-                    if acc.sync_gradients and cfg.max_grad_norm:
-                        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    run.optimizer.step()
-                    run.optimizer.zero_grad(set_to_none=True)
-                guard.observe(loss, pos.step + 1)
-                window.add(batch)
-                if not acc.sync_gradients:
-                    continue
-                if not acc.optimizer_step_was_skipped:
-                    run.scheduler.step()
-                pos.step += 1
-                bar.update(1)
-                if pos.step % cfg.log_every == 0 or pos.step == run.total_steps:
-                    guard.check()
-                    total = acc.reduce(loss_sum, "mean")  # every process joins, even with nothing to add
-                    loss = (total / pos.loss_count).item() if pos.loss_count else float("nan")
-                    record = {"type": "train", "step": pos.step, "epoch": _epoch(run, pos.step), "loss": loss,
-                              "lr": run.scheduler.get_last_lr()[0], **window.rates()}
-                    if guard.skipped:
-                        record["skipped_nonfinite"], guard.skipped = guard.skipped, 0
-                    run.log.write(record)
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
-                                    samples_s=f"{record['samples_per_s']:.1f}")
-                    loss_sum.zero_()
-                    pos.loss_count = 0
-                if cfg.eval_every and pos.step % cfg.eval_every == 0:
-                    metrics = evaluate_now(_epoch(run, pos.step))
-                if (cfg.save_every and pos.step % cfg.save_every == 0) or stop.requested:
-                    checkpoint()
-                if pos.step >= run.total_steps or stop.requested:
+                if not steps.train_on(batch):
+                    continue  # a micro-batch that gradient accumulation adds up
+                if _due(pos.step, cfg.log_every) or pos.step == run.total_steps:
+                    steps.log()
+                if _due(pos.step, cfg.eval_every):
+                    steps.evaluate(_epoch(run, pos.step))
+                if _due(pos.step, cfg.save_every) or stop.requested:
+                    steps.checkpoint()
+                if steps.finished(stop):
                     break
-            else:
-                pos.epoch += 1
-                pos.batches_in_epoch = 0
-                if cfg.eval_each_epoch and pos.step != pos.last_eval_step:
-                    metrics = evaluate_now(float(pos.epoch))
-                continue
-            break
+            if not steps.finished(stop):
+                steps.end_epoch()
         if stop.requested:
-            if saved_step != pos.step:
-                checkpoint()
-            raise TrainingStopped(
-                f"stopped by {_signal_name(stop.signum)} after step {pos.step}. {_resume_hint(run)}",
-                exit_code=stop.exit_code,
-            )
-    guard.check_before_save()
-    if pos.last_eval_step != pos.step or not run.last_eval[0]:
-        # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
-        metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
-    return metrics
+            steps.stop(stop.signum, stop.exit_code)
+    return steps.final_evaluation()
+
+
+class _Steps:
+    """What the loop carries from step to step (position, loss window, throughput, divergence
+    guard, progress bar) and what it does at each kind of step."""
+
+    def __init__(self, run: Run, pos: Position):
+        import torch
+        from tqdm.auto import tqdm
+
+        from finetune.divergence import DivergenceGuard
+
+        self.run, self.pos, self.cfg = run, pos, run.cfg.training
+        acc = run.accelerator
+        self.bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process,
+                        desc="Training")
+        self.window = Throughput(acc)
+        self.loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
+        self.guard = DivergenceGuard(
+            acc.device, self.cfg.on_nan, lambda: _resume_hint(run, diverged=True), any_process=_any_process(acc),
+            skip_limit=self.cfg.log_every * self.cfg.gradient_accumulation_steps,
+        )
+        self.poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
+        self.saved_step = pos.step if pos.step else -1
+        self.metrics: dict[str, float] = {}
+
+    def __enter__(self) -> "_Steps":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+    def finished(self, stop) -> bool:
+        return self.pos.step >= self.run.total_steps or stop.requested
+
+    def train_on(self, batch) -> bool:
+        """Forward and backward on one micro-batch; True when it completed an optimizer step."""
+        run, pos, acc, model = self.run, self.pos, self.run.accelerator, self.run.model
+        pos.batches_in_epoch += 1
+        with acc.accumulate(model):
+            loss = model(**batch).loss
+            if pos.step + 1 == self.poison_step:
+                loss = loss * float("nan")
+            if self.guard.finite(loss):
+                acc.backward(loss)
+                self.loss_sum += loss.detach().float()
+                pos.loss_count += 1
+            if acc.sync_gradients and self.cfg.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
+            run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        self.guard.observe(loss, pos.step + 1)
+        self.window.add(batch)
+        if not acc.sync_gradients:
+            return False
+        if not acc.optimizer_step_was_skipped:
+            run.scheduler.step()
+        pos.step += 1
+        self.bar.update(1)
+        return True
+
+    def log(self) -> None:
+        run, pos = self.run, self.pos
+        self.guard.check()
+        total = run.accelerator.reduce(self.loss_sum, "mean")  # every process joins, even with nothing to add
+        loss = (total / pos.loss_count).item() if pos.loss_count else float("nan")
+        record = {"type": "train", "step": pos.step, "epoch": _epoch(run, pos.step), "loss": loss,
+                  "lr": run.scheduler.get_last_lr()[0], **self.window.rates()}
+        if self.guard.skipped:
+            record["skipped_nonfinite"], self.guard.skipped = self.guard.skipped, 0
+        run.log.write(record)
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
+                             samples_s=f"{record['samples_per_s']:.1f}")
+        self.loss_sum.zero_()
+        pos.loss_count = 0
+
+    def evaluate(self, epoch: float) -> None:
+        self.guard.check_before_save()  # an evaluation may save the best model
+        self.window.pause()  # evaluation time is not training time: keep it out of samples/s
+        self.metrics = evaluate(self.run, self.pos.step, epoch)
+        self.window.resume()
+        self.pos.last_eval_step = self.pos.step
+
+    def checkpoint(self) -> None:
+        from finetune import train_state
+        from finetune.divergence import require_finite_weights
+
+        run, pos = self.run, self.pos
+        self.guard.check_before_save()  # never save diverged weights
+        require_finite_weights(run.model, rd.checkpoint_name(pos.step), _resume_hint(run, diverged=True),
+                               _any_process(run.accelerator))
+        pos.loss_sum, pos.best = float(self.loss_sum.item()), run.best
+        train_state.save(run, pos)
+        self.saved_step = pos.step
+
+    def end_epoch(self) -> None:
+        pos = self.pos
+        pos.epoch += 1
+        pos.batches_in_epoch = 0
+        if self.cfg.eval_each_epoch and pos.step != pos.last_eval_step:
+            self.evaluate(float(pos.epoch))
+
+    def stop(self, signum, exit_code: int) -> None:
+        """A signal asked to stop: save where the run is (unless just saved) and say how to go on."""
+        if self.saved_step != self.pos.step:
+            self.checkpoint()
+        raise TrainingStopped(
+            f"stopped by {_signal_name(signum)} after step {self.pos.step}. {_resume_hint(self.run)}",
+            exit_code=exit_code,
+        )
+
+    def final_evaluation(self) -> dict[str, float]:
+        run, pos = self.run, self.pos
+        self.guard.check_before_save()
+        if pos.last_eval_step != pos.step or not run.last_eval[0]:
+            # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
+            self.metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
+        return self.metrics
+
+
+def _due(step: int, every: int | None) -> bool:
+    return bool(every) and step % every == 0
 
 
 def _epoch_batches(run: Run, pos: Position):
@@ -223,18 +216,7 @@ def _any_process(acc):
 
 
 def _resume_hint(run: Run, diverged: bool = False) -> str:
-    """The command that continues the run, as it works when pasted. After a divergence it
-    resumes the last (finite: every save checks) checkpoint at a tenth of the learning rate."""
-    import shlex
-
-    found = ck.checkpoints(run.out)
-    if not found:
-        return "No checkpoint was saved (set training.save_every to write them)."
-    command = f"finetune train --config {shlex.quote(str(run.out / rd.CONFIG_FILE))} --resume"
-    if diverged:
-        return (f"Last good checkpoint: {found[-1][1]}; continue with a lower learning rate: "
-                f"{command} training.lr={run.cfg.training.lr / 10:g}")
-    return f"Last checkpoint: {found[-1][1]}; continue with: {command}"
+    return resume_hint(run.out, run.cfg.training.lr, diverged)
 
 
 def _signal_name(signum) -> str:
