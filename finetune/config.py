@@ -34,6 +34,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class TokenizerSection(Section):
+    """A tokenizer learnt from the training split, for `init: scratch` runs."""
+
+    train: bool = Field(
+        False, description="Learn a tokenizer from the training split instead of using the "
+        "checkpoint's (only with model.init: scratch; the config still comes from name_or_path).",
+    )
+    vocab_size: int = Field(8000, ge=64, le=1_000_000, description="Pieces in the learnt vocabulary.")
+    type: Literal["bpe", "unigram"] = Field(
+        "bpe", description="`bpe`: byte-level BPE (no unknown characters); `unigram`: SentencePiece's model.",
+    )
+    min_frequency: int = Field(2, ge=1, description="BPE: merges seen fewer times are not learnt.")
+
+
 class ModelSection(Section):
     name_or_path: str = Field(description="Hub id or local directory of the checkpoint.")
     revision: str | None = Field(None, description="Hub branch, tag or commit.")
@@ -50,6 +64,7 @@ class ModelSection(Section):
         default_factory=dict, description="Model config fields to change, e.g. num_layers: 2."
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside name_or_path.")
+    tokenizer: TokenizerSection = Field(default_factory=TokenizerSection)
     attn_implementation: str | None = Field(
         "auto",
         description="Attention kernel: auto (sdpa where the architecture has it, else its own "
@@ -217,6 +232,15 @@ class RunConfig(Section):
     lora: LoraSection = Field(default_factory=LoraSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+
+    @model_validator(mode="after")
+    def _trained_tokenizer_needs_scratch(self) -> "RunConfig":
+        if self.model.tokenizer.train and self.model.init != "scratch":
+            raise ValueError(
+                "model.tokenizer.train: a learnt vocabulary would not match pretrained embeddings; "
+                "set model.init: scratch, or drop model.tokenizer.train"
+            )
+        return self
 
     @model_validator(mode="after")
     def _needs_data(self) -> "RunConfig":
