@@ -26,6 +26,13 @@ PLOTS_DIR = "plots"
 ATTENTION_DIR = "attention"
 TENSORBOARD_DIR = "tensorboard"
 
+# In a saved model directory (MODEL_DIR, BEST_DIR, a checkpoint): the names transformers and
+# peft give their files (saved_model.py).
+MODEL_CONFIG_FILE = "config.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+MODEL_WEIGHTS_FILE = "model.safetensors"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+
 # In each checkpoint, CHECKPOINTS_DIR/step-NNNNNN (the files of its state: state_files.py).
 STATE_FILE = "train_state.json"
 MANIFEST_FILE = "manifest.json"  # written last: a checkpoint without it is incomplete

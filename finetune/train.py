@@ -7,11 +7,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from finetune import checkpoint as ck
 from finetune import run_dir as rd
-from finetune import train_state
+from finetune import saved_model, train_state
 from finetune.assemble import Run, setup, write_config
 from finetune.config import RunConfig
 from finetune.errors import ConfigError, RunDirError, TrainingStopped
@@ -281,38 +280,17 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
     if previous is not None and (value <= previous if better else value >= previous):
         return
     run.best = {"metric": name, "value": value, "step": step}
-    _save(run, run.out / rd.BEST_DIR, extra={rd.BEST_FILE: run.best})
+    saved_model.save(run, run.out / rd.BEST_DIR, _resume_hint(run, diverged=True), extra={rd.BEST_FILE: run.best})
 
 
 def save_final(run: Run) -> None:
     from finetune.evaluation import write_results
     from finetune.model_card import write_model_card
 
-    _save(run, run.out / rd.MODEL_DIR)
+    saved_model.save(run, run.out / rd.MODEL_DIR, _resume_hint(run, diverged=True))
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
                          seconds=time.time() - run.log.start, steps=run.total_steps)
     run.log.close()
     run.accelerator.end_training()
-
-
-def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
-    import json
-
-    from finetune.checkpoint import atomic_dir
-    from finetune.divergence import require_finite_weights
-    from finetune.restore import save_beside
-
-    run.accelerator.wait_for_everyone()
-    require_finite_weights(run.model, target.name, _resume_hint(run, diverged=True), _any_process(run.accelerator))
-    # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
-    state_dict = run.accelerator.get_state_dict(run.model)
-    if run.accelerator.is_main_process:
-        model = run.accelerator.unwrap_model(run.model)
-        with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp, state_dict=state_dict)
-            save_beside(model, run.tokenizer, run.task, tmp)
-            for name, content in (extra or {}).items():
-                (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
-    run.accelerator.wait_for_everyone()
