@@ -117,31 +117,20 @@ def save(run, pos: Position) -> Path:
     the directory and prunes old ones."""
     acc = run.accelerator
     target = run.out / rd.CHECKPOINTS_DIR / rd.checkpoint_name(pos.step)
-    tmp = rd.temporary(target)
     if acc.is_main_process:
         pos.metrics_bytes = _size(run.out / rd.METRICS_FILE)
-        ck.begin(target)
-    acc.wait_for_everyone()
     # Every rank takes part in gathering: under FSDP the weights and optimizer state are sharded.
     weights = None if run.cfg.lora.enabled else acc.get_state_dict(run.model)
     optimizer = _full_optimizer_state(run)
-    try:
-        with ck.write_errors_are_clear(target):  # judged before cleanup frees the space again
-            sf.save_rng(tmp, acc.process_index)
-            if acc.is_main_process:
-                _save_main(run, pos, tmp, weights, optimizer)
-    except BaseException:
-        ck.abandon(tmp)
-        raise
-    acc.wait_for_everyone()
+    with ck.atomic_dir(target, owner=acc.is_main_process) as tmp:
+        acc.wait_for_everyone()  # the main process has made `tmp`
+        sf.save_rng(tmp, acc.process_index)
+        if acc.is_main_process:
+            _save_main(run, pos, tmp, weights, optimizer)
+        acc.wait_for_everyone()  # every process's RNG file is in
+        if acc.is_main_process:
+            manifest.write(tmp, target.name)
     if acc.is_main_process:
-        try:
-            with ck.write_errors_are_clear(target):
-                manifest.write(tmp, target.name)
-        except BaseException:
-            ck.abandon(tmp)
-            raise
-        ck.publish(tmp, target)
         ck.prune(run.out, run.cfg.training.keep_checkpoints, pos.best.get("step"))
     acc.wait_for_everyone()
     return target
