@@ -111,7 +111,7 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     out = run / rd.ATTENTION_DIR
     out.mkdir(exist_ok=True)
     return [_heatmap(probs[layer, h].numpy(), tokens, f"layer {layer}, head {h}",
-                     out / f"layer{layer}_head{h}.png") for h in heads]
+                     out / rd.attention_file(layer, h)) for h in heads]
 
 
 def _pick(value: int | None, count: int, option: str, default: int) -> int:

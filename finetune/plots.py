@@ -35,12 +35,12 @@ def plot_run(run: Path) -> list[Path]:
     out.mkdir(exist_ok=True)
     written = []
     if train:
-        written.append(_line_plot(train, ["loss"], "training loss", out / "train_loss.png"))
-        written.append(_line_plot(train, ["lr"], "learning rate", out / "learning_rate.png"))
+        written.append(_line_plot(train, ["loss"], "training loss", out / rd.LOSS_PLOT))
+        written.append(_line_plot(train, ["lr"], "learning rate", out / rd.LR_PLOT))
     names = sorted({k for r in evals for k, v in r.items() if k not in _NOT_METRICS and _is_number(v)})
     if names:
         written.append(_line_plot(evals, names, f"evaluation ({evals[0].get('split', '')})",
-                                  out / "eval_metrics.png"))
+                                  out / rd.EVAL_PLOT))
     return written
 
 
