@@ -93,10 +93,10 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     import json
 
     from finetune import run_dir as rd
-    from finetune.restore import load_run_model
+    from finetune.saved_model import load_run_model
 
     # Check the options against the saved config before the (slow) model load.
-    saved = json.loads((rd.model_dir(run) / "config.json").read_text(encoding="utf-8"))
+    saved = json.loads((rd.model_dir(run) / rd.MODEL_CONFIG_FILE).read_text(encoding="utf-8"))
     for value, key, option in ((layer, "num_hidden_layers", "--layer"), (head, "num_attention_heads", "--head")):
         if key in saved:
             _pick(value, saved[key], option, default=0)
@@ -111,7 +111,7 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     out = run / rd.ATTENTION_DIR
     out.mkdir(exist_ok=True)
     return [_heatmap(probs[layer, h].numpy(), tokens, f"layer {layer}, head {h}",
-                     out / f"layer{layer}_head{h}.png") for h in heads]
+                     out / rd.attention_file(layer, h)) for h in heads]
 
 
 def _pick(value: int | None, count: int, option: str, default: int) -> int:

@@ -22,45 +22,47 @@ STALL_ENV = "FINETUNE_TEST_STALL_CHECKPOINT"
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path):
+def atomic_dir(target: Path, owner: bool = True):
     """Yield a temporary sibling directory; on success it replaces `target` with one rename.
 
-    A crash midway leaves only a `.tmp-*` directory, which the next write removes.
+    A crash midway leaves only a `.tmp-*` directory, which the next write removes. Several
+    processes may write into one directory: only the `owner` creates and publishes it (the
+    others must wait until it exists); whichever fails removes it.
     """
-    tmp = begin(target)
+    target = Path(target)
+    tmp = _begin(target) if owner else rd.temporary(target)
     try:
-        with write_errors_are_clear(target):  # judged before cleanup frees the space again
+        with _write_errors_are_clear(target):  # judged before cleanup frees the space again
             yield tmp
     except BaseException:
-        abandon(tmp)
+        _abandon(tmp)
         raise
-    publish(tmp, target)
+    if owner:
+        _publish(tmp, target)
 
 
-def begin(target: Path) -> Path:
-    target = Path(target)
+def _begin(target: Path) -> Path:
     tmp = rd.temporary(target)
-    with write_errors_are_clear(target):
+    with _write_errors_are_clear(target):
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
     return tmp
 
 
-def abandon(tmp: Path) -> None:
+def _abandon(tmp: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def publish(tmp: Path, target: Path) -> None:
-    target = Path(target)
+def _publish(tmp: Path, target: Path) -> None:
     try:
-        with write_errors_are_clear(target):
+        with _write_errors_are_clear(target):
             _fsync_tree(tmp)
         stall = os.environ.get(STALL_ENV, "")
         if stall and stall.split(":")[0] == target.name:
             time.sleep(float(stall.split(":")[1]))
     except BaseException:  # a second Ctrl-C (KeyboardInterrupt) abandons the save, not the last one
-        abandon(tmp)
+        _abandon(tmp)
         raise
     old = rd.previous(target)
     if target.exists():
@@ -73,14 +75,14 @@ def publish(tmp: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def write_errors_are_clear(target: Path):
+def _write_errors_are_clear(target: Path):
     """A refused write (disk full, read-only, ...) becomes one line naming `target`; the
     temporary directory is removed first, and `target` itself was never touched."""
     try:
         with disk_errors.write_errors_are_clear(target, keeps_previous=True):
             yield
     except disk_errors.WriteError:
-        abandon(rd.temporary(target))
+        _abandon(rd.temporary(target))
         raise
 
 

@@ -74,12 +74,13 @@ def eval_command(
     overrides: Optional[List[str]] = OVERRIDES,
 ) -> None:
     """Score a trained run on a split; writes eval_<split>.json and predictions_<split>.jsonl."""
+    from finetune import run_dir as rd
     from finetune.evaluation import evaluate_run
 
     run, cfg = _load_run(run_dir, overrides or [], checkpoint)
     name = split or cfg.data.eval_split
     metrics = evaluate_run(run, cfg, name, checkpoint)
-    _print_result(f"wrote {run / f'eval_{name}.json'}", metrics)
+    _print_result(f"wrote {run / rd.eval_file(name)}", metrics)
 
 
 @app.command()

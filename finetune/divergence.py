@@ -104,3 +104,8 @@ def require_finite_weights(model, target, hint: str, any_process=None) -> None:
         f"the weights became NaN or infinite (first: {name}) though the loss was finite; stopped "
         f"without saving them to '{target}'. {hint}; or set training.max_grad_norm"
     )
+
+
+def any_process(acc):
+    """Under DDP every process must take the same branch: the maximum of a 0/1 flag over them."""
+    return lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag

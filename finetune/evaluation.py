@@ -12,7 +12,7 @@ from finetune.config import RunConfig
 def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
     from finetune.data import load_split
     from finetune.length_limits import check_lengths
-    from finetune.restore import load_run_model
+    from finetune.saved_model import load_run_model
     from finetune.run_lock import RunLock
     from finetune.assemble import make_accelerator, make_eval_loader
 

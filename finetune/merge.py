@@ -12,7 +12,7 @@ from finetune.errors import RunDirError
 
 def merge_run(run: Path, cfg: RunConfig, out: Path, checkpoint: str | None = None) -> Path:
     from finetune.checkpoint import atomic_dir
-    from finetune.restore import is_adapter, load_run_model
+    from finetune.saved_model import is_adapter, load_run_model
 
     source = rd.model_dir(run, checkpoint)
     if not is_adapter(source):

@@ -93,15 +93,15 @@ metrics in `{rd.METRICS_FILE}`.
 
 def _usage(auto_class: str, pipeline_tag: str, base: str, lora: bool) -> str:
     if lora:
-        return f"""The `model/` directory holds a LoRA adapter; load it on top of the base model:
+        return f"""The `{rd.MODEL_DIR}/` directory holds a LoRA adapter; load it on top of the base model:
 
 ```python
 from peft import PeftModel
 from transformers import {auto_class}, AutoTokenizer
 
-tokenizer = AutoTokenizer.from_pretrained("model")
-base = {auto_class}.from_pretrained("{base}", config="model")  # config.json carries the labels
-model = PeftModel.from_pretrained(base, "model")
+tokenizer = AutoTokenizer.from_pretrained("{rd.MODEL_DIR}")
+base = {auto_class}.from_pretrained("{base}", config="{rd.MODEL_DIR}")  # {rd.MODEL_CONFIG_FILE} carries the labels
+model = PeftModel.from_pretrained(base, "{rd.MODEL_DIR}")
 ```
 
 or fold it into the base weights and use a plain pipeline:
@@ -116,9 +116,9 @@ pipe = pipeline("{pipeline_tag}", model="merged")
     return f"""```python
 from transformers import {auto_class}, AutoTokenizer, pipeline
 
-model = {auto_class}.from_pretrained("model")
-tokenizer = AutoTokenizer.from_pretrained("model")
-pipe = pipeline("{pipeline_tag}", model="model")
+model = {auto_class}.from_pretrained("{rd.MODEL_DIR}")
+tokenizer = AutoTokenizer.from_pretrained("{rd.MODEL_DIR}")
+pipe = pipeline("{pipeline_tag}", model="{rd.MODEL_DIR}")
 ```"""
 
 

@@ -35,12 +35,12 @@ def plot_run(run: Path) -> list[Path]:
     out.mkdir(exist_ok=True)
     written = []
     if train:
-        written.append(_line_plot(train, ["loss"], "training loss", out / "train_loss.png"))
-        written.append(_line_plot(train, ["lr"], "learning rate", out / "learning_rate.png"))
+        written.append(_line_plot(train, ["loss"], "training loss", out / rd.LOSS_PLOT))
+        written.append(_line_plot(train, ["lr"], "learning rate", out / rd.LR_PLOT))
     names = sorted({k for r in evals for k, v in r.items() if k not in _NOT_METRICS and _is_number(v)})
     if names:
         written.append(_line_plot(evals, names, f"evaluation ({evals[0].get('split', '')})",
-                                  out / "eval_metrics.png"))
+                                  out / rd.EVAL_PLOT))
     return written
 
 
@@ -62,22 +62,17 @@ def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -
 
 def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -> Path:
     """Rows: true label, columns: predicted label, cells: counts."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     plt = _pyplot()
-    index = {name: i for i, name in enumerate(labels)}
-    counts = [[0] * len(labels) for _ in labels]
-    for record in records:
-        counts[index[record["label"]]][index[record["predicted"]]] += 1
     size = max(3.5, 0.6 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(counts, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    ConfusionMatrixDisplay.from_predictions(
+        [r["label"] for r in records], [r["predicted"] for r in records], labels=labels,
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45,
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    peak = max(max(row) for row in counts) or 1
-    for i, row in enumerate(counts):
-        for j, n in enumerate(row):
-            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > peak / 2 else "black")
     ax.set_title(f"confusion matrix ({len(records)} examples)")
     fig.tight_layout()
     fig.savefig(target, dpi=100)

@@ -32,7 +32,7 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
 def predict_run(run: Path, cfg: RunConfig, texts: list[str], checkpoint: str | None = None) -> list[dict]:
     import torch
 
-    from finetune.restore import load_run_model
+    from finetune.saved_model import load_run_model
 
     task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")

@@ -22,9 +22,19 @@ CHECKPOINTS_DIR = "checkpoints"
 MARKER_FILE = ".finetune-run"  # JSON {format, run_id, created}: finetune made this directory
 LOCK_FILE = ".finetune-lock"  # see run_lock.py
 CARD_FILE = "README.md"  # the model card, in the run and in MODEL_DIR
-PLOTS_DIR = "plots"
+PLOTS_DIR = "plots"  # holds the figures below (`finetune plot`)
+LOSS_PLOT = "train_loss.png"
+LR_PLOT = "learning_rate.png"
+EVAL_PLOT = "eval_metrics.png"
 ATTENTION_DIR = "attention"
 TENSORBOARD_DIR = "tensorboard"
+
+# In a saved model directory (MODEL_DIR, BEST_DIR, a checkpoint): the names transformers and
+# peft give their files (saved_model.py).
+MODEL_CONFIG_FILE = "config.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+MODEL_WEIGHTS_FILE = "model.safetensors"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 
 # In each checkpoint, CHECKPOINTS_DIR/step-NNNNNN (the files of its state: state_files.py).
 STATE_FILE = "train_state.json"
@@ -48,6 +58,11 @@ def predictions_file(split: str) -> str:
 
 def confusion_file(split: str) -> str:
     return f"confusion_{split}.png"
+
+
+def attention_file(layer: int, head: int) -> str:
+    """In ATTENTION_DIR (`finetune attention`)."""
+    return f"layer{layer}_head{head}.png"
 
 
 def checkpoint_name(step: int) -> str:

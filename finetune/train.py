@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from finetune import run_dir as rd
+from finetune import saved_model
 from finetune.assemble import Run, setup
 from finetune.config import RunConfig
+from finetune.divergence import any_process
 from finetune.errors import ConfigError, TrainingStopped
 from finetune.host_memory import fix_mmap_threshold
 from finetune.run_lock import RunLock
@@ -91,7 +92,7 @@ class _Steps:
         self.window = Throughput(acc)
         self.loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
         self.guard = DivergenceGuard(
-            acc.device, self.cfg.on_nan, lambda: _resume_hint(run, diverged=True), any_process=_any_process(acc),
+            acc.device, self.cfg.on_nan, lambda: _resume_hint(run, diverged=True), any_process=any_process(acc),
             skip_limit=self.cfg.log_every * self.cfg.gradient_accumulation_steps,
         )
         self.poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
@@ -162,7 +163,7 @@ class _Steps:
         run, pos = self.run, self.pos
         self.guard.check_before_save()  # never save diverged weights
         require_finite_weights(run.model, rd.checkpoint_name(pos.step), _resume_hint(run, diverged=True),
-                               _any_process(run.accelerator))
+                               any_process(run.accelerator))
         pos.loss_sum, pos.best = float(self.loss_sum.item()), run.best
         train_state.save(run, pos)
         self.saved_step = pos.step
@@ -208,11 +209,6 @@ def _epoch_batches(run: Run, pos: Position):
     if pos.batches_in_epoch:
         return run.accelerator.skip_first_batches(run.train_loader, pos.batches_in_epoch)
     return run.train_loader
-
-
-def _any_process(acc):
-    """Under DDP every process must take the same branch: the maximum of a 0/1 flag over them."""
-    return lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag
 
 
 def _resume_hint(run: Run, diverged: bool = False) -> str:
@@ -263,38 +259,17 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
     if previous is not None and (value <= previous if better else value >= previous):
         return
     run.best = {"metric": name, "value": value, "step": step}
-    _save(run, run.out / rd.BEST_DIR, extra={rd.BEST_FILE: run.best})
+    saved_model.save(run, run.out / rd.BEST_DIR, _resume_hint(run, diverged=True), extra={rd.BEST_FILE: run.best})
 
 
 def save_final(run: Run) -> None:
     from finetune.evaluation import write_results
     from finetune.model_card import write_model_card
 
-    _save(run, run.out / rd.MODEL_DIR)
+    saved_model.save(run, run.out / rd.MODEL_DIR, _resume_hint(run, diverged=True))
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
                          seconds=time.time() - run.log.start, steps=run.total_steps)
     run.log.close()
     run.accelerator.end_training()
-
-
-def _save(run: Run, target: Path, extra: dict[str, Any] | None = None) -> None:
-    import json
-
-    from finetune.checkpoint import atomic_dir
-    from finetune.divergence import require_finite_weights
-    from finetune.restore import save_beside
-
-    run.accelerator.wait_for_everyone()
-    require_finite_weights(run.model, target.name, _resume_hint(run, diverged=True), _any_process(run.accelerator))
-    # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
-    state_dict = run.accelerator.get_state_dict(run.model)
-    if run.accelerator.is_main_process:
-        model = run.accelerator.unwrap_model(run.model)
-        with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp, state_dict=state_dict)
-            save_beside(model, run.tokenizer, run.task, tmp)
-            for name, content in (extra or {}).items():
-                (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
-    run.accelerator.wait_for_everyone()

@@ -20,15 +20,13 @@ from pathlib import Path
 from finetune import checkpoint as ck
 from finetune import manifest
 from finetune import run_dir as rd
+from finetune import saved_model
 from finetune import state_files as sf
 from finetune.attn_kernel import AUTO
 from finetune.config import RunConfig
 from finetune.errors import ConfigError, DataError, RunDirError
-from finetune.restore import save_beside
 
 FORMAT = 2  # train_state.json "format"; before it, Accelerate's save_state wrote pickles
-MODEL_WEIGHTS = "model.safetensors"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 # The settings a resumed run may change (a key, or a whole section); any other change makes the
 # saved state meaningless (other weights, other data order) and is refused naming the key.
@@ -119,44 +117,30 @@ def save(run, pos: Position) -> Path:
     the directory and prunes old ones."""
     acc = run.accelerator
     target = run.out / rd.CHECKPOINTS_DIR / rd.checkpoint_name(pos.step)
-    tmp = rd.temporary(target)
     if acc.is_main_process:
         pos.metrics_bytes = _size(run.out / rd.METRICS_FILE)
-        ck.begin(target)
-    acc.wait_for_everyone()
     # Every rank takes part in gathering: under FSDP the weights and optimizer state are sharded.
     weights = None if run.cfg.lora.enabled else acc.get_state_dict(run.model)
     optimizer = _full_optimizer_state(run)
-    try:
-        with ck.write_errors_are_clear(target):  # judged before cleanup frees the space again
-            sf.save_rng(tmp, acc.process_index)
-            if acc.is_main_process:
-                _save_main(run, pos, tmp, weights, optimizer)
-    except BaseException:
-        ck.abandon(tmp)
-        raise
-    acc.wait_for_everyone()
+    with ck.atomic_dir(target, owner=acc.is_main_process) as tmp:
+        acc.wait_for_everyone()  # the main process has made `tmp`
+        sf.save_rng(tmp, acc.process_index)
+        if acc.is_main_process:
+            _save_main(run, pos, tmp, weights, optimizer)
+        acc.wait_for_everyone()  # every process's RNG file is in
+        if acc.is_main_process:
+            manifest.write(tmp, target.name)
     if acc.is_main_process:
-        try:
-            with ck.write_errors_are_clear(target):
-                manifest.write(tmp, target.name)
-        except BaseException:
-            ck.abandon(tmp)
-            raise
-        ck.publish(tmp, target)
         ck.prune(run.out, run.cfg.training.keep_checkpoints, pos.best.get("step"))
     acc.wait_for_everyone()
     return target
 
 
 def _save_main(run, pos: Position, tmp: Path, weights, optimizer: dict) -> None:
-    model = run.accelerator.unwrap_model(run.model)
-    if weights is None:
-        model.save_pretrained(tmp)  # LoRA: adapter_model.safetensors + adapter_config.json
-    else:
-        model.save_pretrained(tmp, state_dict=weights)  # model.safetensors
-    # Loadable like a finished model: `finetune eval --checkpoint step-N`.
-    save_beside(model, run.tokenizer, run.task, tmp)
+    # The model part is a saved model directory, loadable like a finished model:
+    # `finetune eval --checkpoint step-N`. LoRA: the adapter (weights is None); else the full
+    # weights, gathered from every process.
+    saved_model.write(run.accelerator.unwrap_model(run.model), run.tokenizer, run.task, tmp, weights)
     sf.save_optimizer(optimizer, tmp)
     scaler = run.accelerator.scaler
     sf.save_scheduler(run.scheduler.state_dict(), {
@@ -184,7 +168,7 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     acc = run.accelerator
     with _reading(checkpoint, rd.STATE_FILE):
         state = json.loads((checkpoint / rd.STATE_FILE).read_text(encoding="utf-8"))
-    with _reading(checkpoint, ADAPTER_WEIGHTS if run.cfg.lora.enabled else MODEL_WEIGHTS):
+    with _reading(checkpoint, rd.ADAPTER_WEIGHTS_FILE if run.cfg.lora.enabled else rd.MODEL_WEIGHTS_FILE):
         _load_weights(run, checkpoint)
     with _reading(checkpoint, sf.OPTIMIZER_TENSORS):
         set_optimizer_state_dict(run.model, run.optimizer.optimizer, sf.load_optimizer(checkpoint),
@@ -233,10 +217,10 @@ def _load_weights(run, checkpoint: Path) -> None:
     if run.cfg.lora.enabled:
         from peft import set_peft_model_state_dict
 
-        result = set_peft_model_state_dict(inner, load_file(checkpoint / ADAPTER_WEIGHTS))
+        result = set_peft_model_state_dict(inner, load_file(checkpoint / rd.ADAPTER_WEIGHTS_FILE))
         unexpected = result.unexpected_keys
     else:
-        weights = load_file(checkpoint / MODEL_WEIGHTS)
+        weights = load_file(checkpoint / rd.MODEL_WEIGHTS_FILE)
         result = set_model_state_dict(run.model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
         unexpected = result.unexpected_keys
         # save_pretrained stores a tied weight once; every other missing key is a real gap.

@@ -191,3 +191,38 @@ def test_rng_state_round_trips(tmp_path):
     state_files.load_rng(tmp_path, rank=0)
     again = (random.random(), np.random.rand(), torch.rand(3))
     assert first[:2] == again[:2] and torch.equal(first[2], again[2])
+
+
+def test_atomic_dir_replaces_the_target_whole_or_not_at_all(tmp_path):
+    from finetune.checkpoint import atomic_dir
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights").write_text("half")
+            raise RuntimeError("killed midway")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (target / "weights").read_text() == "old"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (target / "weights").read_text() == "new"
+
+
+def test_atomic_dir_leaves_creating_and_publishing_to_its_owner(tmp_path):
+    """Another process writes into the owner's temporary directory; it neither makes nor
+    publishes it, and removes it when its own write fails."""
+    from finetune.checkpoint import atomic_dir
+
+    target = tmp_path / "step-000001"
+    with atomic_dir(target, owner=False) as tmp:
+        assert not tmp.exists()  # the owner makes it
+        tmp.mkdir()
+        (tmp / "rng_1.safetensors").write_text("state")
+    assert tmp.is_dir() and not target.exists()  # the owner publishes it
+    with pytest.raises(OSError):
+        with atomic_dir(target, owner=False):
+            raise OSError("disk gone")
+    assert not tmp.exists() and not target.exists()

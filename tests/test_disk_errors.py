@@ -108,14 +108,14 @@ def test_permission_denied_names_the_file(tmp_path, tiny_bert, sentiment_files, 
 
 
 def test_a_file_where_checkpoints_should_be_is_named(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch):
-    begin = checkpoint.begin
+    begin = checkpoint._begin
 
     def file_in_the_way(target):
         target.parent.parent.mkdir(parents=True, exist_ok=True)
         target.parent.write_text("a file, not the checkpoints directory")
         return begin(target)
 
-    monkeypatch.setattr(checkpoint, "begin", file_in_the_way)
+    monkeypatch.setattr(checkpoint, "_begin", file_in_the_way)
     cfg = _config(tmp_path, tiny_bert, sentiment_files, max_steps=2, save_every=1)
     code, stderr = run_main(["train", "--config", str(cfg)], capsys, monkeypatch)
     line = stderr.strip().splitlines()[-1]

@@ -38,6 +38,7 @@ data:
   max_length: 32
 training:
   max_steps: 10
+  save_every: 5
   batch_size: 8
   lr: 3.0e-3
   log_every: 5
@@ -96,3 +97,11 @@ def test_two_processes_match_one(tmp_path, tiny_bert, sentiment_files):
             assert b["probability"] == pytest.approx(a["probability"], abs=TOL)
         else:
             assert abs(a["probability"] - 0.5) < TOL  # a tie broken the other way
+
+    # Both processes wrote into the checkpoint the main one published: each its RNG state.
+    def listed(run: str) -> set[str]:
+        return set(json.loads((tmp_path / run / "checkpoints/step-000010/manifest.json").read_text())["files"])
+
+    assert {"rng_0.safetensors", "rng_1.safetensors"} <= listed("two")
+    assert "rng_1.safetensors" not in listed("one")
+    assert not list((tmp_path / "two").rglob(".tmp-*"))

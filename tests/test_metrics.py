@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -467,3 +468,16 @@ def test_rouge_sentence_splitter(metrics):
     assert split("line one\nline two. Line three") == "line one\nline two.\nLine three"
     assert split("version 3.14 is out e.g. today") == "version 3.14 is out e.g. today"
     assert split("") == ""
+
+
+def test_each_metric_is_named_and_cites_its_sources(metrics):
+    """metrics/common.py builds the classes: evaluate names each metric after its class, and the
+    citations come from citations.bib by key."""
+    cited = {
+        "accuracy": ["scikit-learn"], "f1": ["scikit-learn"], "rouge": ["lin-2004-rouge"],
+        "sacrebleu": ["papineni-etal-2002-bleu", "post-2018-call"],
+        "chrf": ["popovic-2015-chrf", "popovic-2017-chrf", "post-2018-call"],
+    }
+    for name, keys in cited.items():
+        assert metrics[name].name == name
+        assert [key for key in re.findall(r"@\w+\{([^,]+),", metrics[name].citation)] == keys

@@ -1,15 +1,12 @@
-"""Offline `evaluate` module: corpus chrF / chrF++ computed by sacrebleu.
-
-Scale convention used by all finetune metrics: accuracy and F1 lie in [0, 1];
-BLEU and chrF use sacrebleu's 0-100 scale; ROUGE lies in [0, 1] as rouge_score
-reports it. So `score` here is 0-100.
+"""Offline `evaluate` module: corpus chrF / chrF++ computed by sacrebleu. `score` is on
+sacrebleu's 0-100 scale (the scale of every metric: finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../chrf")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
 """
 
-import evaluate
 from sacrebleu.metrics import CHRF
+from finetune.metrics.common import citation, metric_class
 from finetune.metrics.shapes import reference_streams, text_features
 
 _DESCRIPTION = """
@@ -45,74 +42,31 @@ Examples:
     100.0
 """
 
-_CITATION = """
-@inproceedings{popovic-2015-chrf,
-    title = "chr{F}: character n-gram {F}-score for automatic {MT} evaluation",
-    author = "Popovi{\\'c}, Maja",
-    booktitle = "Proceedings of the Tenth Workshop on Statistical Machine Translation",
-    year = "2015",
-    url = "https://aclanthology.org/W15-3049",
-    pages = "392--395",
-}
-@inproceedings{popovic-2017-chrf,
-    title = "chr{F}++: words helping character n-grams",
-    author = "Popovi{\\'c}, Maja",
-    booktitle = "Proceedings of the Second Conference on Machine Translation",
-    year = "2017",
-    url = "https://aclanthology.org/W17-4770",
-    pages = "612--618",
-}
-@inproceedings{post-2018-call,
-    title = "A Call for Clarity in Reporting {BLEU} Scores",
-    author = "Post, Matt",
-    booktitle = "Proceedings of the Third Conference on Machine Translation: Research Papers",
-    year = "2018",
-    url = "https://www.aclweb.org/anthology/W18-6319",
-    pages = "186--191",
-}
-"""
+_CITATION = citation("popovic-2015-chrf", "popovic-2017-chrf", "post-2018-call")
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Chrf(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            homepage="https://github.com/mjpost/sacrebleu",
-            features=text_features(),
-            codebase_urls=["https://github.com/mjpost/sacrebleu"],
-            reference_urls=["https://github.com/m-popovic/chrF"],
-        )
+def _compute(predictions, references, char_order=CHRF.CHAR_ORDER, word_order=CHRF.WORD_ORDER, beta=CHRF.BETA,
+             lowercase=False, whitespace=False, eps_smoothing=False):
+    chrf = CHRF(
+        char_order=char_order,
+        word_order=word_order,
+        beta=beta,
+        lowercase=lowercase,
+        whitespace=whitespace,
+        eps_smoothing=eps_smoothing,
+    )
+    result = chrf.corpus_score(list(predictions), reference_streams(references))
+    return {
+        "score": float(result.score),
+        "char_order": int(result.char_order),
+        "word_order": int(result.word_order),
+        "beta": int(result.beta),
+    }
 
-    def _compute(
-        self,
-        predictions,
-        references,
-        char_order=CHRF.CHAR_ORDER,
-        word_order=CHRF.WORD_ORDER,
-        beta=CHRF.BETA,
-        lowercase=False,
-        whitespace=False,
-        eps_smoothing=False,
-    ):
-        if len(predictions) == 0:
-            raise ValueError("chrf: got no predictions to score")
-        if len(predictions) != len(references):
-            raise ValueError(f"chrf: {len(predictions)} predictions but {len(references)} references")
-        chrf = CHRF(
-            char_order=char_order,
-            word_order=word_order,
-            beta=beta,
-            lowercase=lowercase,
-            whitespace=whitespace,
-            eps_smoothing=eps_smoothing,
-        )
-        result = chrf.corpus_score(list(predictions), reference_streams(references))
-        return {
-            "score": float(result.score),
-            "char_order": int(result.char_order),
-            "word_order": int(result.word_order),
-            "beta": int(result.beta),
-        }
+
+Chrf = metric_class(
+    "chrf", _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION, text_features(), _compute,
+    homepage="https://github.com/mjpost/sacrebleu",
+    codebase_urls=["https://github.com/mjpost/sacrebleu"],
+    reference_urls=["https://github.com/m-popovic/chrF"],
+)

@@ -1,16 +1,13 @@
-"""Offline `evaluate` module: F1 score (macro-averaged by default).
-
-Scale convention used by all finetune metrics: accuracy and F1 lie in [0, 1];
-BLEU and chrF use sacrebleu's 0-100 scale; ROUGE lies in [0, 1] as rouge_score
-reports it.
+"""Offline `evaluate` module: F1 score (macro-averaged by default), in [0, 1] (the scale of
+every metric: finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../f1")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
 """
 
-import evaluate
 import numpy as np
 from sklearn.metrics import f1_score
+from finetune.metrics.common import citation, metric_class
 from finetune.metrics.shapes import label_features
 
 _DESCRIPTION = """
@@ -46,58 +43,31 @@ Examples:
     {'f1': 0.5}
 """
 
-_CITATION = """
-@article{scikit-learn,
-  title={Scikit-learn: Machine Learning in {P}ython},
-  author={Pedregosa, F. and Varoquaux, G. and Gramfort, A. and Michel, V.
-          and Thirion, B. and Grisel, O. and Blondel, M. and Prettenhofer, P.
-          and Weiss, R. and Dubourg, V. and Vanderplas, J. and Passos, A. and
-          Cournapeau, D. and Brucher, M. and Perrot, M. and Duchesnay, E.},
-  journal={Journal of Machine Learning Research},
-  volume={12},
-  pages={2825--2830},
-  year={2011}
-}
-"""
+_CITATION = citation("scikit-learn")
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class F1(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=label_features(),
-            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"],
-        )
-
-    def _compute(
-        self,
-        predictions,
+def _compute(predictions, references, average="macro", labels=None, pos_label=1, sample_weight=None,
+             zero_division=0):
+    # zero_division=0 gives the same number as sklearn's "warn" default
+    # but keeps eval logs free of UndefinedMetricWarning spam when a small
+    # eval batch misses a class.
+    value = f1_score(
         references,
-        average="macro",
-        labels=None,
-        pos_label=1,
-        sample_weight=None,
-        zero_division=0,
-    ):
-        if len(predictions) == 0:
-            raise ValueError("f1: got no predictions to score")
-        # zero_division=0 gives the same number as sklearn's "warn" default
-        # but keeps eval logs free of UndefinedMetricWarning spam when a small
-        # eval batch misses a class.
-        value = f1_score(
-            references,
-            predictions,
-            labels=labels,
-            pos_label=pos_label,
-            average=average,
-            sample_weight=sample_weight,
-            zero_division=zero_division,
-        )
-        # average=None yields one score per label; lists/floats keep the
-        # result JSON-serialisable for the trainer's metric logging.
-        if np.ndim(value) > 0:
-            return {"f1": [float(v) for v in np.asarray(value)]}
-        return {"f1": float(value)}
+        predictions,
+        labels=labels,
+        pos_label=pos_label,
+        average=average,
+        sample_weight=sample_weight,
+        zero_division=zero_division,
+    )
+    # average=None yields one score per label; lists/floats keep the
+    # result JSON-serialisable for the trainer's metric logging.
+    if np.ndim(value) > 0:
+        return {"f1": [float(v) for v in np.asarray(value)]}
+    return {"f1": float(value)}
+
+
+F1 = metric_class(
+    "f1", _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION, label_features(), _compute,
+    reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"],
+)

@@ -1,8 +1,6 @@
-"""Offline `evaluate` module: ROUGE-1/2/L/Lsum F-measures via rouge_score.
-
-Scale convention used by all finetune metrics: accuracy and F1 lie in [0, 1];
-BLEU and chrF use sacrebleu's 0-100 scale; ROUGE lies in [0, 1] as rouge_score
-reports it (multiply by 100 yourself for paper-style numbers).
+"""Offline `evaluate` module: ROUGE-1/2/L/Lsum F-measures via rouge_score, in [0, 1] as
+rouge_score reports them (multiply by 100 yourself for paper-style numbers; the scale of every
+metric: finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../rouge")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
@@ -10,9 +8,9 @@ Imports must stay at column 0: evaluate scans this file's import lines.
 
 import re
 
-import evaluate
 import numpy as np
 from rouge_score import rouge_scorer
+from finetune.metrics.common import citation, metric_class
 from finetune.metrics.shapes import text_features
 
 _DESCRIPTION = """
@@ -65,18 +63,7 @@ Examples:
     {'rouge1': 1.0, 'rouge2': 1.0, 'rougeL': 1.0, 'rougeLsum': 1.0}
 """
 
-_CITATION = """
-@inproceedings{lin-2004-rouge,
-    title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
-    author = "Lin, Chin-Yew",
-    booktitle = "Text Summarization Branches Out",
-    year = "2004",
-    address = "Barcelona, Spain",
-    publisher = "Association for Computational Linguistics",
-    url = "https://aclanthology.org/W04-1013",
-    pages = "74--81",
-}
-"""
+_CITATION = citation("lin-2004-rouge")
 
 DEFAULT_ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -118,54 +105,39 @@ class _CallableTokenizer:
         return self._fn(text)
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Rouge(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=text_features(),
-            codebase_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
-            reference_urls=["https://aclanthology.org/W04-1013"],
-        )
+def _compute(predictions, references, rouge_types=None, use_stemmer=True, split_sentences=True,
+             use_aggregator=True, tokenizer=None):
+    rouge_types = list(rouge_types) if rouge_types is not None else list(DEFAULT_ROUGE_TYPES)
+    scorer = rouge_scorer.RougeScorer(
+        rouge_types=rouge_types,
+        use_stemmer=use_stemmer,
+        tokenizer=_CallableTokenizer(tokenizer) if tokenizer is not None else None,
+    )
+    # Newline-splitting every text is safe for all types: only rougeLsum
+    # looks at newlines, the others tokenize them away.
+    prepare = add_sentence_newlines if split_sentences else str
 
-    def _compute(
-        self,
-        predictions,
-        references,
-        rouge_types=None,
-        use_stemmer=True,
-        split_sentences=True,
-        use_aggregator=True,
-        tokenizer=None,
-    ):
-        if len(predictions) != len(references):
-            raise ValueError(f"rouge: {len(predictions)} predictions but {len(references)} references")
-        rouge_types = list(rouge_types) if rouge_types is not None else list(DEFAULT_ROUGE_TYPES)
-        scorer = rouge_scorer.RougeScorer(
-            rouge_types=rouge_types,
-            use_stemmer=use_stemmer,
-            tokenizer=_CallableTokenizer(tokenizer) if tokenizer is not None else None,
-        )
-        # Newline-splitting every text is safe for all types: only rougeLsum
-        # looks at newlines, the others tokenize them away.
-        prepare = add_sentence_newlines if split_sentences else str
+    per_example = {t: [] for t in rouge_types}
+    for i, (pred, refs) in enumerate(zip(predictions, references)):
+        pred = prepare(pred)
+        if isinstance(refs, str):
+            scores = scorer.score(prepare(refs), pred)
+        else:
+            if len(refs) == 0:
+                raise ValueError(f"rouge: example {i} has no reference")
+            # Best reference per rouge type, picked by F-measure.
+            scores = scorer.score_multi([prepare(r) for r in refs], pred)
+        for t in rouge_types:
+            per_example[t].append(float(scores[t].fmeasure))
 
-        per_example = {t: [] for t in rouge_types}
-        for i, (pred, refs) in enumerate(zip(predictions, references)):
-            pred = prepare(pred)
-            if isinstance(refs, str):
-                scores = scorer.score(prepare(refs), pred)
-            else:
-                if len(refs) == 0:
-                    raise ValueError(f"rouge: example {i} has no reference")
-                # Best reference per rouge type, picked by F-measure.
-                scores = scorer.score_multi([prepare(r) for r in refs], pred)
-            for t in rouge_types:
-                per_example[t].append(float(scores[t].fmeasure))
+    if not use_aggregator:
+        return per_example
+    # An empty eval set scores 0 rather than numpy's nan-with-warning.
+    return {t: float(np.mean(v)) if v else 0.0 for t, v in per_example.items()}
 
-        if not use_aggregator:
-            return per_example
-        # An empty eval set scores 0 rather than numpy's nan-with-warning.
-        return {t: float(np.mean(v)) if v else 0.0 for t, v in per_example.items()}
+
+Rouge = metric_class(
+    "rouge", _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION, text_features(), _compute, allow_empty=True,
+    codebase_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
+    reference_urls=["https://aclanthology.org/W04-1013"],
+)

@@ -1,8 +1,6 @@
-"""Offline `evaluate` module: corpus BLEU computed by the sacrebleu package.
-
-Scale convention used by all finetune metrics: accuracy and F1 lie in [0, 1];
-BLEU and chrF use sacrebleu's 0-100 scale; ROUGE lies in [0, 1] as rouge_score
-reports it. So `score` here is 0-100, like the number printed in papers.
+"""Offline `evaluate` module: corpus BLEU computed by the sacrebleu package. `score` is on
+sacrebleu's 0-100 scale, like the number printed in papers (the scale of every metric:
+finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../sacrebleu")``), so it never touches the
 Hub. Imports must stay at column 0: evaluate scans this file's import lines.
@@ -11,8 +9,8 @@ evaluate imports it as ``evaluate_modules.metrics.sacrebleu.<hash>.sacrebleu``
 and the ``from sacrebleu...`` import below is absolute.
 """
 
-import evaluate
 from sacrebleu.metrics import BLEU
+from finetune.metrics.common import citation, metric_class
 from finetune.metrics.shapes import reference_streams, text_features
 
 _DESCRIPTION = """
@@ -56,71 +54,35 @@ Examples:
     100.0
 """
 
-_CITATION = """
-@inproceedings{papineni-etal-2002-bleu,
-    title = "{B}leu: a Method for Automatic Evaluation of Machine Translation",
-    author = "Papineni, Kishore and Roukos, Salim and Ward, Todd and Zhu, Wei-Jing",
-    booktitle = "Proceedings of the 40th Annual Meeting of the Association for Computational Linguistics",
-    year = "2002",
-    url = "https://aclanthology.org/P02-1040",
-    pages = "311--318",
-}
-@inproceedings{post-2018-call,
-    title = "A Call for Clarity in Reporting {BLEU} Scores",
-    author = "Post, Matt",
-    booktitle = "Proceedings of the Third Conference on Machine Translation: Research Papers",
-    year = "2018",
-    url = "https://www.aclweb.org/anthology/W18-6319",
-    pages = "186--191",
-}
-"""
+_CITATION = citation("papineni-etal-2002-bleu", "post-2018-call")
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Sacrebleu(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            homepage="https://github.com/mjpost/sacrebleu",
-            features=text_features(),
-            codebase_urls=["https://github.com/mjpost/sacrebleu"],
-            reference_urls=["https://github.com/mjpost/sacrebleu"],
-        )
+def _compute(predictions, references, smooth_method="exp", smooth_value=None, tokenize=None, lowercase=False,
+             force=False, use_effective_order=False):
+    bleu = BLEU(
+        lowercase=lowercase,
+        force=force,
+        tokenize=tokenize,
+        smooth_method=smooth_method,
+        smooth_value=smooth_value,
+        effective_order=use_effective_order,
+    )
+    result = bleu.corpus_score(list(predictions), reference_streams(references))
+    # Plain Python types so the dict can go straight into JSON logs.
+    return {
+        "score": float(result.score),
+        "counts": [int(c) for c in result.counts],
+        "totals": [int(t) for t in result.totals],
+        "precisions": [float(p) for p in result.precisions],
+        "bp": float(result.bp),
+        "sys_len": int(result.sys_len),
+        "ref_len": int(result.ref_len),
+    }
 
-    def _compute(
-        self,
-        predictions,
-        references,
-        smooth_method="exp",
-        smooth_value=None,
-        tokenize=None,
-        lowercase=False,
-        force=False,
-        use_effective_order=False,
-    ):
-        if len(predictions) == 0:
-            # sacrebleu would fail with an IndexError deep inside.
-            raise ValueError("sacrebleu: got no predictions to score")
-        if len(predictions) != len(references):
-            raise ValueError(f"sacrebleu: {len(predictions)} predictions but {len(references)} references")
-        bleu = BLEU(
-            lowercase=lowercase,
-            force=force,
-            tokenize=tokenize,
-            smooth_method=smooth_method,
-            smooth_value=smooth_value,
-            effective_order=use_effective_order,
-        )
-        result = bleu.corpus_score(list(predictions), reference_streams(references))
-        # Plain Python types so the dict can go straight into JSON logs.
-        return {
-            "score": float(result.score),
-            "counts": [int(c) for c in result.counts],
-            "totals": [int(t) for t in result.totals],
-            "precisions": [float(p) for p in result.precisions],
-            "bp": float(result.bp),
-            "sys_len": int(result.sys_len),
-            "ref_len": int(result.ref_len),
-        }
+
+Sacrebleu = metric_class(
+    "sacrebleu", _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION, text_features(), _compute,
+    homepage="https://github.com/mjpost/sacrebleu",
+    codebase_urls=["https://github.com/mjpost/sacrebleu"],
+    reference_urls=["https://github.com/mjpost/sacrebleu"],
+)

@@ -1,0 +1,42 @@
+"""saved_model.py: a model directory written by `write` loads back with `load` as the same
+model, with its label names; a directory without its model config is refused naming it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+TEXTS = ["Great value, would buy again.", "The lid cracked on the first day."]
+
+
+def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
+    import torch
+
+    from finetune import saved_model
+    from finetune.config import load_config
+    from finetune.tasks import get_task
+
+    cfg = load_config(lora_run / "config.yaml")
+    task, tokenizer, model = saved_model.load_run_model(lora_run, cfg)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    saved_model.write(model, tokenizer, task, copy)
+    assert saved_model.is_adapter(copy) and not (copy / "model.safetensors").exists()
+
+    fresh = get_task(cfg)
+    reloaded = saved_model.load(cfg, fresh, copy).eval()
+    assert fresh.label_names == ["negative", "positive"]  # restored from the saved config
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
+
+
+def test_a_model_directory_without_its_config_is_refused(lora_run, tmp_path):
+    from finetune import saved_model
+    from finetune.errors import RunDirError
+
+    broken = shutil.copytree(lora_run / "model", tmp_path / "model")
+    (broken / "config.json").unlink()
+    with pytest.raises(RunDirError, match="has no config.json; the run is incomplete"):
+        saved_model.saved_config(broken)
