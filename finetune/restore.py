@@ -25,17 +25,22 @@ def save_beside(model, tokenizer, task, directory: Path) -> None:
     task.save_alongside(model, tokenizer, directory)
 
 
-def load_trained_model(cfg: RunConfig, task, model_dir: Path):
-    """Load what `finetune train` saved. Both kinds of directory hold the model's config.json
-    (an adapter's is the base model's, saved beside it), from which the task restores its
-    label set before the model is built."""
+def saved_config(model_dir: Path):
+    """The config.json `finetune train` saves in both kinds of directory (an adapter's is the base
+    model's, saved beside it): loaded once, it picks the task's architecture, restores its label
+    set, and builds a full model."""
     from transformers import AutoConfig
-
-    from finetune.models import load_model
 
     if not (model_dir / "config.json").is_file():
         raise RunDirError(f"'{model_dir}': has no config.json; the run is incomplete, train it again")
-    task.restore(AutoConfig.from_pretrained(model_dir))
+    return AutoConfig.from_pretrained(model_dir)
+
+
+def load_trained_model(cfg: RunConfig, task, model_dir: Path, config):
+    """Load what `finetune train` saved; `config` is its saved_config."""
+    from finetune.models import load_model
+
+    task.restore(config)
     if is_adapter(model_dir):
         from peft import PeftModel
 
@@ -45,7 +50,7 @@ def load_trained_model(cfg: RunConfig, task, model_dir: Path):
         update={"name_or_path": str(model_dir), "init": "pretrained", "gguf_file": None,
                 "config_overrides": {}, "revision": None}
     )
-    return load_model(saved, task.auto_class)
+    return load_model(saved, task.auto_class, config=config)
 
 
 def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
@@ -57,9 +62,10 @@ def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
     source = rd.model_dir(run, checkpoint)
     if source.parent.name == rd.CHECKPOINTS_DIR and (problem := manifest.problem(source)):
         raise RunDirError(f"checkpoint '{source}' is damaged: {problem}; choose another checkpoint")
-    task = get_task(cfg)
+    config = saved_config(source)
+    task = get_task(cfg, config)
     tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
     task.prepare_tokenizer(tokenizer)
-    model = load_trained_model(cfg, task, source)
+    model = load_trained_model(cfg, task, source, config)
     model.eval()
     return task, tokenizer, model
