@@ -1,6 +1,7 @@
 """Build a run from its config: accelerator, data, model, LoRA, loaders, optimizer, scheduler.
-`finetune train` hands the result to the loop (train.py); `finetune eval` reuses the accelerator
-and the evaluation loader, so scoring batches exactly as training-time evaluation did."""
+`finetune train` hands the result to the loop (train.py); `finetune eval` and `finetune predict`
+reuse the accelerator and the evaluation loaders, so scoring batches exactly as training-time
+evaluation did."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class Run:
     best: dict = field(default_factory=dict)
     last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
     data_sha256: dict = field(default_factory=dict)  # of the data files, recorded in checkpoints
+    prompt_loader: Any = None  # the eval split's prompts, for tasks that generate
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
@@ -45,6 +47,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
 
     from finetune.attn_kernel import check_trainable
     from finetune.data import load_splits
+    from finetune.inference import make_generation_loader
     from finetune.long_inputs import fix_bigbird_attention
     from finetune.lora import wrap_with_lora
     from finetune.length_limits import check_lengths
@@ -58,8 +61,9 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.training.seed)
-    task = get_task(cfg)
-    check_lengths(cfg, task.kind, load_model_config(cfg.model))
+    model_config = load_model_config(cfg.model)  # once: it picks the architecture and builds the model
+    task = get_task(cfg, model_config)
+    check_lengths(cfg, task.kind, model_config)
     tokenizer = load_tokenizer(cfg.model)
     task.prepare_tokenizer(tokenizer)
     # Tokenize once: the main process fills the cache, the others then read it.
@@ -70,14 +74,13 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_raw = splits[cfg.data.eval_split]
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
 
-    model = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+    model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
     name_base_model(model, cfg.model.name_or_path, out)
     check_trainable(model.config, accelerator.device.type)
     # config.yaml records the kernel `auto` chose (train_state.check_compatible accepts auto for it).
     cfg.model.attn_implementation = model.config._attn_implementation
     accelerator.print(f"attention: {cfg.model.attn_implementation} ({type(model).__name__})")
-    longest = cfg.data.max_length if task.kind == "classification" else cfg.data.max_source_length
-    if note := fix_bigbird_attention(model, longest):
+    if note := fix_bigbird_attention(model, task.longest_input()):
         accelerator.print(note)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -102,10 +105,13 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
 
     train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds, model.config)
     eval_loader = make_eval_loader(cfg, task, tokenizer, eval_ds, model.config)
+    prompt_loader = make_generation_loader(task, tokenizer, eval_raw, model.config)
     optimizer = _optimizer(cfg, model, accelerator.device.type)
     model, optimizer, train_loader, eval_loader = accelerator.prepare(
         model, optimizer, train_loader, eval_loader
     )
+    if prompt_loader is not None:
+        prompt_loader = accelerator.prepare(prompt_loader)
     accum = cfg.training.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
@@ -117,7 +123,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,
         optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
-        total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
     )
 
 

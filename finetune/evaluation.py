@@ -10,11 +10,12 @@ from finetune.config import RunConfig
 
 
 def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
+    from finetune.assemble import make_accelerator, make_eval_loader
     from finetune.data import load_split
+    from finetune.inference import EvalLoaders, evaluate, make_generation_loader
     from finetune.length_limits import check_lengths
     from finetune.saved_model import load_run_model
     from finetune.run_lock import RunLock
-    from finetune.assemble import make_accelerator, make_eval_loader
 
     # eval writes into the run directory too: like a second `train`, it is refused (naming the
     # PID) while a training process holds the run, rather than racing it for eval_*.json.
@@ -26,9 +27,12 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
         raw = load_split(cfg.data, split, check=task.check_split)
         with accelerator.main_process_first():
             encoded = task.encode(raw, split, tokenizer)
-        loader = accelerator.prepare(make_eval_loader(cfg, task, tokenizer, encoded, model.config))
+        loaders = EvalLoaders(
+            make_eval_loader(cfg, task, tokenizer, encoded, model.config),
+            make_generation_loader(task, tokenizer, raw, model.config),
+        ).prepared(accelerator)
         model = accelerator.prepare(model)
-        metrics, records = task.evaluate(model, loader, raw, accelerator, tokenizer)
+        metrics, records = evaluate(task, model, loaders, raw, accelerator, tokenizer)
         if accelerator.is_main_process:
             write_results(run, split, metrics, records)
             task.write_figures(run, split, records)

@@ -36,13 +36,14 @@ def load_tokenizer(model: ModelSection):
     return tokenizer
 
 
-def load_model(model: ModelSection, auto_class: str, **config_kwargs):
+def load_model(model: ModelSection, auto_class: str, config=None, **config_kwargs):
     """Instantiate `transformers.<auto_class>` from the checkpoint (or from its config alone when
-    `init: scratch`). `config_kwargs` carry task facts such as num_labels and id2label."""
+    `init: scratch`). `config` is the model's config if the caller has loaded it already;
+    `config_kwargs` carry task facts such as num_labels and id2label."""
     import transformers
 
     cls = getattr(transformers, auto_class)
-    config = load_model_config(model, **config_kwargs)
+    config = load_model_config(model, **config_kwargs) if config is None else with_fields(config, **config_kwargs)
     kwargs = hub_kwargs(model)
     kernel = choose_kernel(model.attn_implementation, model_class(auto_class, config), config)
     if kernel:
@@ -88,6 +89,17 @@ def load_model_config(model: ModelSection, **config_kwargs):
     # A GGUF config can carry the file's quantization; the weights we build are plain fp32.
     if hasattr(config, "quantization_config"):
         del config.quantization_config
+    return config
+
+
+def with_fields(config, **fields):
+    """A copy of `config` with `fields` set in order, as AutoConfig.from_pretrained(..., **fields)
+    sets them (Task.model_kwargs names num_labels, which resets the label maps, first)."""
+    import copy
+
+    config = copy.deepcopy(config)
+    for key, value in fields.items():
+        setattr(config, key, value)
     return config
 
 

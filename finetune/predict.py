@@ -32,8 +32,9 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
 def predict_run(run: Path, cfg: RunConfig, texts: list[str], checkpoint: str | None = None) -> list[dict]:
     import torch
 
+    from finetune.inference import predict
     from finetune.saved_model import load_run_model
 
     task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return task.predict(model, tokenizer, texts)
+    return predict(task, model, tokenizer, texts)

@@ -63,7 +63,9 @@ def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
     saved model config (`model_config`, if the caller has read it already)."""
     from finetune.models import load_model
 
-    task.restore(model_config if model_config is not None else saved_config(model_dir))
+    if model_config is None:
+        model_config = saved_config(model_dir)
+    task.restore(model_config)
     if is_adapter(model_dir):
         from peft import PeftModel
 
@@ -73,7 +75,7 @@ def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
         update={"name_or_path": str(model_dir), "init": "pretrained", "gguf_file": None,
                 "config_overrides": {}, "revision": None}
     )
-    return load_model(saved, task.auto_class)
+    return load_model(saved, task.auto_class, config=model_config)
 
 
 def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
@@ -84,9 +86,10 @@ def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
     source = rd.model_dir(run, checkpoint)
     if source.parent.name == rd.CHECKPOINTS_DIR and (problem := manifest.problem(source)):
         raise RunDirError(f"checkpoint '{source}' is damaged: {problem}; choose another checkpoint")
-    task = get_task(cfg)
+    model_config = saved_config(source)  # read once: it picks the architecture and builds the model
+    task = get_task(cfg, model_config)
     tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
     task.prepare_tokenizer(tokenizer)
-    model = load(cfg, task, source)
+    model = load(cfg, task, source, model_config)
     model.eval()
     return task, tokenizer, model

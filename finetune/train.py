@@ -231,10 +231,12 @@ def _epoch(run: Run, step: int) -> float:
 def evaluate(
     run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True
 ) -> dict:
+    from finetune.inference import EvalLoaders
+    from finetune.inference import evaluate as evaluate_split
+
     started = time.perf_counter()
-    metrics, records = run.task.evaluate(
-        run.model, run.eval_loader, run.eval_raw, run.accelerator, run.tokenizer
-    )
+    loaders = EvalLoaders(run.eval_loader, run.prompt_loader)
+    metrics, records = evaluate_split(run.task, run.model, loaders, run.eval_raw, run.accelerator, run.tokenizer)
     metrics["eval_seconds"] = time.perf_counter() - started
     run.last_eval = (metrics, records)
     if log:

@@ -2,7 +2,7 @@
 every `import`/`from ... import` of a finetune module, at module level or inside a function.
 Reports import cycles and which modules import the trainer. Run: python scripts/import_graph.py
 
-An edge goes to the module named, not to its parent packages: importing `finetune.tasks.base`
+An edge goes to the module named, not to its parent packages: importing `finetune.tasks.task`
 also runs `finetune/tasks/__init__.py`, but counting that would call every package that imports
 its own submodules a cycle.
 """

@@ -9,7 +9,9 @@ import pytest
 from finetune.config import DataSection, EvalSection
 from finetune.data import load_splits
 from finetune.errors import DataError
-from finetune.tasks.classification import ClassificationTask
+from finetune.tasks.architectures.classifier import ClassifierArch
+from finetune.tasks.specs.classification import ClassificationSpec
+from finetune.tasks.task import Task
 
 ROWS = [("a gripping, funny film", "positive"), ("dull and far too long", "negative")] * 10
 
@@ -86,7 +88,7 @@ def _renamed(p):
 
 
 def _task(data: DataSection, splits):
-    task = ClassificationTask(data, EvalSection())
+    task = Task(ClassificationSpec(data), ClassifierArch(), EvalSection())
     task.fit_to_data(splits)
     return task
 
@@ -94,7 +96,7 @@ def _task(data: DataSection, splits):
 def test_string_labels_are_sorted_names(tmp_path):
     data = DataSection(files={"train": _write(tmp_path, "csv")})
     task = _task(data, load_splits(data, seed=0))
-    assert task.label_names == ["negative", "positive"]
+    assert task.spec.label_names == ["negative", "positive"]
     assert task.model_kwargs()["label2id"] == {"negative": 0, "positive": 1}
 
 
@@ -142,7 +144,7 @@ def test_tokenization_cache_is_reused_and_invalidated(tmp_path, tiny_bert, monke
     assert len(entries()) == 1  # same inputs: the cached file is reused
 
     shorter = data.model_copy(update={"max_length": 4})
-    task.data = shorter
+    task.spec.data = shorter
     second = task.encode(splits["train"], "train", tokenizer)
     assert len(entries()) == 2
     assert max(len(x) for x in second["input_ids"]) == 4 < max(len(x) for x in first["input_ids"])
@@ -160,7 +162,7 @@ def _checked(tmp_path, text: str | bytes, name="t.jsonl", task=None, **data_keys
     path = tmp_path / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     data = DataSection(files={"train": str(path), "validation": str(path)}, **data_keys)
-    task = task(data) if task else ClassificationTask(data, EvalSection())
+    task = task(data) if task else Task(ClassificationSpec(data), ClassifierArch(), EvalSection())
     task.fit_to_data(load_splits(data, seed=0, check=task.check_split))
     return task
 
@@ -197,11 +199,11 @@ def test_documented_acceptances(tmp_path):
     """Empty and whitespace-only texts are text; 1.0 is class id 1; booleans are two classes;
     CSV cells reading NA or null (or empty) stay text rather than turning into nulls."""
     task = _checked(tmp_path, _jsonl({"text": "", "label": 0.0}, {"text": "  ", "label": 1.0}))
-    assert task.label_names == ["0", "1"]
-    assert _checked(tmp_path, _jsonl({"text": "a", "label": True}, {"text": "b", "label": False})).label_names == ["False", "True"]
+    assert task.spec.label_names == ["0", "1"]
+    assert _checked(tmp_path, _jsonl({"text": "a", "label": True}, {"text": "b", "label": False})).spec.label_names == ["False", "True"]
     csv = _checked(tmp_path, "text,label\nNA,pos\n,neg\nnull,pos\n", name="t.csv")
-    assert csv.label_names == ["neg", "pos"]
-    splits = load_splits(csv.data, seed=0)
+    assert csv.spec.label_names == ["neg", "pos"]
+    splits = load_splits(csv.spec.data, seed=0)
     assert splits["train"]["text"] == ["NA", "", "null"]
 
 
@@ -213,14 +215,13 @@ def test_data_path_with_tilde_is_expanded(tmp_path, monkeypatch):
 
 
 def test_generation_columns_allow_lists_of_strings_only_where_they_mean_something(tmp_path):
-    from finetune.tasks.generation import GenerationTask
+    from finetune.tasks.specs.summarization import SummarizationSpec as summarize
+    from finetune.tasks.specs.translation import TranslationSpec as translate
 
-    summarize = lambda data: GenerationTask("summarization", data, EvalSection())  # noqa: E731
     _checked(tmp_path, _jsonl({"text": ["one.", "two."], "s": ["a", "b"]}, {"text": "x", "s": "c"}),
              task=summarize, summary_column="s")
     with pytest.raises(DataError, match=r"column 's', row 2 .* holds a number \(5\)"):
         _checked(tmp_path, _jsonl({"text": "a", "s": "b"}, {"text": "c", "s": 5}), task=summarize, summary_column="s")
-    translate = lambda data: GenerationTask("translation", data, EvalSection())  # noqa: E731
     with pytest.raises(DataError, match=r"column 'text', row 1 .* holds a list"):
         _checked(tmp_path, _jsonl({"text": ["a"], "de": "b"}), task=translate, target_column="de")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from finetune.config import DataSection, EvalSection
-from finetune.tasks.generation import IGNORE_INDEX, pad_batch
+from finetune.tasks.architectures.generator import IGNORE_INDEX, pad_batch
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,12 @@ def gpt2_tokenizer():
 
 
 def _causal(**data):
-    from finetune.tasks.causal import CausalTask
+    from finetune.tasks.architectures.decoder_only import DecoderOnlyArch
+    from finetune.tasks.specs.translation import TranslationSpec
+    from finetune.tasks.task import Task
 
     section = DataSection(files={"train": "x.jsonl"}, text_column="en", target_column="de", **data)
-    return CausalTask("translation", section, EvalSection())
+    return Task(TranslationSpec(section), DecoderOnlyArch(EvalSection().generation), EvalSection())
 
 
 def test_causal_labels_cover_only_target_and_eos(gpt2_tokenizer):
@@ -33,7 +35,7 @@ def test_causal_labels_cover_only_target_and_eos(gpt2_tokenizer):
     ds = Dataset.from_dict({"en": ["The film was great."], "de": ["Der Film war toll."]})
     row = task.encode(ds, "train", gpt2_tokenizer)[0]
     ids, labels = row["input_ids"], row["labels"]
-    prompt = task.prompt_ids(["The film was great."], gpt2_tokenizer)[0]
+    prompt = task.prompt_rows(["The film was great."], gpt2_tokenizer)[0]["input_ids"]
     assert ids[: len(prompt)] == prompt
     assert labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt)
     target = labels[len(prompt):]
@@ -45,9 +47,9 @@ def test_long_source_is_cut_but_the_cue_stays(gpt2_tokenizer):
     task = _causal(prompt_template="EN: {source}\nDE: ", max_source_length=5)
     task.prepare_tokenizer(gpt2_tokenizer)
     long = "word " * 50
-    ids = task.prompt_ids([long], gpt2_tokenizer)[0]
+    ids = task.prompt_rows([long], gpt2_tokenizer)[0]["input_ids"]
     assert gpt2_tokenizer.decode(ids).endswith("\nDE: ")
-    short = task.prompt_ids(["hi"], gpt2_tokenizer)[0]
+    short = task.prompt_rows(["hi"], gpt2_tokenizer)[0]["input_ids"]
     assert len(ids) - len(short) <= 5
 
 
@@ -63,18 +65,15 @@ def test_padding_sides():
 
 
 def test_reference_lists_and_hub_pairs():
-    from finetune.tasks.generation import GenerationTask
+    from finetune.tasks.specs.summarization import SummarizationSpec
+    from finetune.tasks.specs.translation import TranslationSpec
 
-    summ = GenerationTask("summarization", DataSection(files={"t": "x"}, text_column="source", summary_column="target"), EvalSection())
+    summ = SummarizationSpec(DataSection(files={"t": "x"}, text_column="source", summary_column="target"))
     batch = {"source": [["One.", "Two."]], "target": [["a", "b"]]}
     assert summ.sources(batch) == ["One. Two."]
     assert summ.references(batch) == [["a", "b"]]
     assert summ.targets(batch) == ["a"]
-    mt = GenerationTask(
-        "translation",
-        DataSection(files={"t": "x"}, source_lang="en", target_lang="de", source_prefix="translate: "),
-        EvalSection(),
-    )
+    mt = TranslationSpec(DataSection(files={"t": "x"}, source_lang="en", target_lang="de", source_prefix="translate: "))
     pairs = {"translation": [{"en": "Hello", "de": "Hallo"}]}
     assert mt.sources(pairs) == ["translate: Hello"]
     assert mt.references(pairs) == [["Hallo"]]

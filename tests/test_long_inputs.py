@@ -172,14 +172,17 @@ def test_predict_pads_like_training_so_bigbird_stays_block_sparse(long_models):
     import transformers as tf
 
     from finetune.config import DataSection, EvalSection
-    from finetune.tasks.classification import ClassificationTask
+    from finetune.inference import predict
+    from finetune.tasks.architectures.classifier import ClassifierArch
+    from finetune.tasks.specs.classification import ClassificationSpec
+    from finetune.tasks.task import Task
 
-    task = ClassificationTask(DataSection(max_length=32), EvalSection())
-    task.label_names = ["negative", "positive"]
+    task = Task(ClassificationSpec(DataSection(max_length=32)), ClassifierArch(), EvalSection())
+    task.spec.label_names = ["negative", "positive"]
     model = tf.AutoModelForSequenceClassification.from_pretrained(long_models["big_bird"], num_labels=2)
     tokenizer = tf.AutoTokenizer.from_pretrained(long_models["big_bird"])
-    answers = task.predict(model, tokenizer, ["short", "a little longer than that"])
-    assert [a["label"] in task.label_names for a in answers] == [True, True]
+    answers = predict(task, model, tokenizer, ["short", "a little longer than that"])
+    assert [a["label"] in task.spec.label_names for a in answers] == [True, True]
     assert model.base_model.attention_type == "block_sparse"
 
 

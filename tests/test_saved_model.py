@@ -24,9 +24,9 @@ def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
     saved_model.write(model, tokenizer, task, copy)
     assert saved_model.is_adapter(copy) and not (copy / "model.safetensors").exists()
 
-    fresh = get_task(cfg)
+    fresh = get_task(cfg, saved_model.saved_config(copy))
     reloaded = saved_model.load(cfg, fresh, copy).eval()
-    assert fresh.label_names == ["negative", "positive"]  # restored from the saved config
+    assert fresh.spec.label_names == ["negative", "positive"]  # restored from the saved config
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)

@@ -1,28 +1,28 @@
-"""Translation and summarization on encoder-decoder models (T5, BART, Marian): the source goes
-to the encoder, the target is the decoder's label sequence."""
+"""Encoder-decoder models (T5, BART, Marian): the source goes to the encoder, the target is the
+decoder's label sequence."""
 
 from __future__ import annotations
 
 from finetune.data import cached_map
-from finetune.tasks.generation import IGNORE_INDEX, GenerationTask
+from finetune.tasks.architectures.generator import IGNORE_INDEX, GeneratorArch
 
 
-class Seq2SeqTask(GenerationTask):
+class Seq2SeqArch(GeneratorArch):
     kind = "seq2seq"
     auto_class = "AutoModelForSeq2SeqLM"
 
-    def encode(self, ds, split: str, tokenizer):
-        self.check_columns(ds, split)
-        d = self.data
+    def encode(self, spec, ds, split: str, tokenizer):
+        spec.check_columns(ds, split)
+        d = spec.data
 
         def tokenize(batch):
-            out = tokenizer(self.sources(batch), truncation=True, max_length=d.max_source_length)
+            out = tokenizer(spec.sources(batch), truncation=True, max_length=d.max_source_length)
             # text_target: tokenizers with a separate target vocabulary (Marian) use it here.
-            labels = tokenizer(text_target=self.targets(batch), truncation=True, max_length=d.max_target_length)
+            labels = tokenizer(text_target=spec.targets(batch), truncation=True, max_length=d.max_target_length)
             out["labels"] = labels["input_ids"]
             return out
 
-        return cached_map(ds, tokenize, key=self.cache_key(tokenizer), data=self.data)
+        return cached_map(ds, tokenize, key=self.cache_key(spec, tokenizer), data=d)
 
     def collator(self, tokenizer, pad_to_multiple_of: int | None):
         from transformers import DataCollatorForSeq2Seq
@@ -33,8 +33,8 @@ class Seq2SeqTask(GenerationTask):
             tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=pad_to_multiple_of
         )
 
-    def prompt_ids(self, sources, tokenizer):
-        return tokenizer(sources, truncation=True, max_length=self.data.max_source_length)["input_ids"]
+    def prompt_ids(self, spec, sources, tokenizer):
+        return tokenizer(sources, truncation=True, max_length=spec.data.max_source_length)["input_ids"]
 
     def decode(self, generated, prompt_width: int, tokenizer):
         texts = tokenizer.batch_decode(generated, skip_special_tokens=True)

@@ -1,16 +1,16 @@
-"""Translation and summarization on decoder-only models (GPT-2, Llama-style): one sequence,
-prompt then target then EOS; only the target tokens count in the loss."""
+"""Decoder-only models (GPT-2, Llama-style): one sequence, prompt then target then EOS; only the
+target tokens count in the loss."""
 
 from __future__ import annotations
 
 from finetune.data import cached_map
 from finetune.errors import ModelError
-from finetune.tasks.generation import DEFAULT_TEMPLATES, IGNORE_INDEX, GenerationTask, pad_batch
+from finetune.tasks.architectures.generator import IGNORE_INDEX, GeneratorArch, pad_batch
 
 _MARK = "\x00"  # stands for the source while the template is split around it
 
 
-class CausalTask(GenerationTask):
+class DecoderOnlyArch(GeneratorArch):
     kind = "causal"
     auto_class = "AutoModelForCausalLM"
     pad_left = True
@@ -26,31 +26,28 @@ class CausalTask(GenerationTask):
         # Saved with the model, so batched generation elsewhere (pipeline) pads correctly too.
         tokenizer.padding_side = "left"
 
-    def template(self) -> str:
-        return self.data.prompt_template or DEFAULT_TEMPLATES[self.name]
-
-    def prompt_ids(self, sources, tokenizer):
+    def prompt_ids(self, spec, sources, tokenizer):
         """Template text before and after {source}, with the source cut to max_source_length
         tokens: truncating the whole prompt would cut off the cue where the target starts."""
-        source_lang, target_lang = self.languages()
-        filled = self.template().format(source=_MARK, source_lang=source_lang, target_lang=target_lang)
+        source_lang, target_lang = spec.languages()
+        filled = spec.template().format(source=_MARK, source_lang=source_lang, target_lang=target_lang)
         before, _, after = filled.partition(_MARK)
         head = tokenizer(before)["input_ids"] if before else tokenizer("")["input_ids"]
         tail = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
         bodies = tokenizer(
-            sources, add_special_tokens=False, truncation=True, max_length=self.data.max_source_length
+            sources, add_special_tokens=False, truncation=True, max_length=spec.data.max_source_length
         )["input_ids"]
         return [head + body + tail for body in bodies]
 
-    def encode(self, ds, split: str, tokenizer):
-        self.check_columns(ds, split)
-        d = self.data
+    def encode(self, spec, ds, split: str, tokenizer):
+        spec.check_columns(ds, split)
+        d = spec.data
         eos = tokenizer.eos_token_id
 
         def tokenize(batch):
-            prompts = self.prompt_ids(self.sources(batch), tokenizer)
+            prompts = self.prompt_ids(spec, spec.sources(batch), tokenizer)
             targets = tokenizer(
-                self.targets(batch), add_special_tokens=False, truncation=True,
+                spec.targets(batch), add_special_tokens=False, truncation=True,
                 max_length=max(d.max_target_length - 1, 1),
             )["input_ids"]
             ids, labels = [], []
@@ -60,8 +57,8 @@ class CausalTask(GenerationTask):
                 labels.append([IGNORE_INDEX] * len(prompt) + target)
             return {"input_ids": ids, "labels": labels}
 
-        return cached_map(ds, tokenize, key={**self.cache_key(tokenizer), "template": self.template()},
-                          data=self.data)
+        key = {**self.cache_key(spec, tokenizer), "template": spec.template()}
+        return cached_map(ds, tokenize, key=key, data=d)
 
     def collator(self, tokenizer, pad_to_multiple_of: int | None):
         pad_id = tokenizer.pad_token_id

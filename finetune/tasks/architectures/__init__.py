@@ -1,0 +1,1 @@
+"""Architecture adapters: how rows become tokens and batches become answers, whatever the task."""
