@@ -54,9 +54,9 @@ def train(
     ),
 ) -> None:
     """Train a model as the config describes; writes the run directory."""
-    from finetune.config import default_output_dir, load_config
-    from finetune.hub_reach import offline_unless_reachable
-    from finetune.train import train as run_training
+    from finetune.configuration.config import default_output_dir, load_config
+    from finetune.model.hub_reach import offline_unless_reachable
+    from finetune.training.loop import train as run_training
 
     cfg = load_config(config, overrides or [])
     offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
@@ -74,8 +74,8 @@ def eval_command(
     overrides: Optional[List[str]] = OVERRIDES,
 ) -> None:
     """Score a trained run on a split; writes eval_<split>.json and predictions_<split>.jsonl."""
-    from finetune import run_dir as rd
-    from finetune.evaluation import evaluate_run
+    from finetune.storage import run_dir as rd
+    from finetune.evaluation.score_run import evaluate_run
 
     run, cfg = _load_run(run_dir, overrides or [], checkpoint)
     name = split or cfg.data.eval_split
@@ -92,7 +92,7 @@ def predict(
 ) -> None:
     """Print the model's answers (label and probabilities) as JSON lines."""
     from finetune.errors import DataError
-    from finetune.predict import predict_run, read_texts
+    from finetune.evaluation.predict import predict_run, read_texts
 
     inputs = list(texts or []) + (read_texts(file) if file else [])
     if not inputs:
@@ -105,8 +105,8 @@ def predict(
 @app.command()
 def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
     """Write PNGs of training loss, learning rate and evaluation metrics to RUN_DIR/plots."""
-    from finetune import run_dir as rd
-    from finetune.plots import plot_run
+    from finetune.storage import run_dir as rd
+    from finetune.views.plots import plot_run
 
     for path in plot_run(rd.require_run(run_dir)):
         typer.echo(f"wrote {path}")
@@ -119,7 +119,7 @@ def merge(
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
 ) -> None:
     """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
-    from finetune.merge import merge_run
+    from finetune.model.merge import merge_run
 
     run, cfg = _load_run(run_dir, [], checkpoint)
     typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
@@ -133,7 +133,7 @@ def attention(
     head: Optional[int] = typer.Option(None, "--head", help="Head (default: every head)."),
 ) -> None:
     """Heatmaps of the fine-tuned model's self-attention over TEXT, in RUN_DIR/attention."""
-    from finetune.attention import attention_run
+    from finetune.views.attention import attention_run
 
     run, cfg = _load_run(run_dir, [])
     for path in attention_run(run, cfg, text, layer, head):
@@ -151,7 +151,7 @@ def env() -> None:
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
-    from finetune.config import default_output_dir, load_config
+    from finetune.configuration.config import default_output_dir, load_config
 
     cfg = load_config(config, overrides or [])
     cfg.training.output_dir = cfg.training.output_dir or default_output_dir(config)
@@ -161,7 +161,7 @@ def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str
 @config_app.command("validate")
 def config_validate(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Check a config; prints `ok` or the first error (exit code 2)."""
-    from finetune.config import load_config
+    from finetune.configuration.config import load_config
 
     load_config(config, overrides or [])
     typer.echo(f"{config}: ok")
@@ -170,7 +170,7 @@ def config_validate(config: Path = typer.Argument(...), overrides: Optional[List
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON schema of the config."""
-    from finetune.config import schema
+    from finetune.configuration.config import schema
 
     typer.echo(json.dumps(schema(), indent=2))
 
@@ -179,10 +179,10 @@ def config_schema() -> None:
 
 
 def _load_run(run_dir: Path, overrides: list[str], checkpoint: str | None = None):
-    from finetune import run_dir as rd
-    from finetune.checkpoint_flag import check_checkpoint_flag
-    from finetune.config import load_config
-    from finetune.hub_reach import offline_unless_reachable
+    from finetune.storage import run_dir as rd
+    from finetune.configuration.checkpoint_flag import check_checkpoint_flag
+    from finetune.configuration.config import load_config
+    from finetune.model.hub_reach import offline_unless_reachable
 
     run = rd.require_run(run_dir)
     check_checkpoint_flag(run, checkpoint)
@@ -234,7 +234,7 @@ def bare_resume(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    from finetune.disk_errors import as_write_error
+    from finetune.storage.disk_errors import as_write_error
     from finetune.errors import TrainingStopped
 
     debug = "--debug" in sys.argv[1:]

@@ -71,7 +71,7 @@ def export_assets(target: Path) -> None:
     """Configs and tokenizers of both models, without weights (a few MB)."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from finetune.paths import resolve
+    from finetune.configuration.paths import resolve
 
     minilm = Path(resolve(MINILM, "model"))
     AutoConfig.from_pretrained(minilm).save_pretrained(target / "minilm")
@@ -107,7 +107,7 @@ def params(model_key: str, args) -> tuple[int, int]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from finetune.paths import resolve
+    from finetune.configuration.paths import resolve
 
     if args.weights == "random":
         config = AutoConfig.from_pretrained(args.assets / model_key)

@@ -77,7 +77,7 @@ def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 5) -> float:
 def model_params() -> tuple[int, int]:
     """(all parameters, non-embedding parameters) of MiniLM with a 2-label head."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from finetune.paths import resolve
+    from finetune.configuration.paths import resolve
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(resolve(MODEL, "model"), num_labels=2)

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from finetune.config import RunConfig  # noqa: E402
+from finetune.configuration.config import RunConfig  # noqa: E402
 
 INTRO = """# Config reference
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "finetune"
-TRAINER = "finetune.train"
+TRAINER = "finetune.training.loop"
 # The only modules allowed to import the trainer: the `train` command.
 TRAINER_IMPORTERS = {"finetune.cli"}
 

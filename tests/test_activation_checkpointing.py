@@ -13,9 +13,9 @@ from conftest import run_cli, sentiment_yaml, write_config
 def _lora_bert(path, checkpointing: bool):
     from transformers import AutoModelForSequenceClassification
 
-    from finetune.config import LoraSection
-    from finetune.lora import wrap_with_lora
-    from finetune.models import enable_activation_checkpointing
+    from finetune.configuration.config import LoraSection
+    from finetune.model.lora import wrap_with_lora
+    from finetune.model.activation_checkpointing import enable_activation_checkpointing
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
@@ -53,7 +53,7 @@ def test_checkpointing_keeps_less_and_computes_the_same_gradients(tiny_bert):
 
 def test_a_model_without_checkpointing_is_a_clear_error():
     from finetune.errors import ModelError
-    from finetune.models import enable_activation_checkpointing
+    from finetune.model.activation_checkpointing import enable_activation_checkpointing
 
     with pytest.raises(ModelError, match="training.activation_checkpointing"):
         enable_activation_checkpointing(torch.nn.Linear(2, 2))

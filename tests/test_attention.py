@@ -13,9 +13,9 @@ from png import assert_png
 def test_our_maps_equal_eager_attention(lora_run):
     import torch
 
-    from finetune.attention import attention_probs
-    from finetune.config import load_config
-    from finetune.saved_model import load_run_model
+    from finetune.views.attention import attention_probs
+    from finetune.configuration.config import load_config
+    from finetune.storage.saved_model import load_run_model
 
     cfg = load_config(lora_run / "config.yaml", ["model.attn_implementation=eager"])
     _, tokenizer, model = load_run_model(lora_run, cfg)  # LoRA layers in place: hooks see them

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import main_in_process, run_cli
 
-from finetune.config import RunConfig
+from finetune.configuration.config import RunConfig
 
 
 def base_config(tmp: Path, model: Path, files: dict) -> dict:
@@ -99,7 +99,7 @@ def no_classification_head(target: Path) -> None:
 
 def existing_run(extra_args=(), marked=True):
     def make(tmp, cfg, model):
-        from finetune.run_dir import write_marker
+        from finetune.storage.run_dir import write_marker
 
         run = Path(cfg["training"]["output_dir"])
         run.mkdir()
@@ -129,7 +129,7 @@ def user_folder(*names, extra_args=("--overwrite",)):
 def output_dir_holds(what, marked=False):
     """output_dir is a folder holding the config (tmp itself) or, deeper down, the data files."""
     def make(tmp, cfg, model):
-        from finetune.run_dir import write_marker
+        from finetune.storage.run_dir import write_marker
 
         folder = tmp
         if what == "data":
@@ -156,7 +156,7 @@ def data_inside_marked_run(tmp, cfg, model):
 def checkpointed_run(model: Path, files: dict) -> Path:
     """A short run with checkpoints at steps 1 and 2, trained once per session (beside the tiny
     model, in pytest's base temp); the checkpoint cases copy it and damage or contradict it."""
-    from finetune.train import train
+    from finetune.training.loop import train
 
     root = model.parent / "checkpointed-run"
     if not (root / "run" / "model").is_dir():
@@ -214,7 +214,7 @@ def remove(name):
 
 def pickle_as(name, forge_manifest=False):
     def damage(path):
-        from finetune import manifest
+        from finetune.storage import manifest
 
         (path / name).write_bytes(planted_pickle(path.parents[3] / "PWNED"))
         if forge_manifest:
@@ -294,7 +294,7 @@ def output_under_a_file(tmp, cfg, model):
 def finished_run(tmp: Path, cfg: dict) -> Path:
     """A copy, at cfg's output_dir, of a finished one-step run with its step-1 checkpoint; the
     run itself is trained once per test session."""
-    from finetune.train import train
+    from finetune.training.loop import train
 
     template = tmp.parent / "finished-run-template"
     if not (template / "model").is_dir():
@@ -616,7 +616,7 @@ def test_real_subprocess_behaves_the_same(tmp_path, tiny_bert, sentiment_files, 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(
     tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch
 ):
-    from finetune import checkpoint
+    from finetune.storage import checkpoint
 
     cfg = base_config(tmp_path, tiny_bert, sentiment_files)
     cfg["training"].update(save_every=1, max_steps=3)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import main_in_process, run_cli
 from test_bad_inputs import base_config, planted_pickle
-from test_resume import _config, _logged_step, _max_difference, _metrics, _start, _wait_for, _weights
+from test_train_state import _config, _logged_step, _max_difference, _metrics, _start, _wait_for, _weights
 
 # Every name Accelerate's save_state used: none of them may be opened by --resume.
 OLD_NAMES = ["random_states_0.pkl", "custom_checkpoint_0.pkl", "optimizer.bin", "scheduler.bin",
@@ -136,7 +136,7 @@ def test_the_interruption_advice_works_as_printed(tmp_path, tiny_bert, sentiment
 def test_readme_lists_every_setting_a_resume_may_change():
     from conftest import ROOT
 
-    from finetune.train_state import RESUMABLE_KEYS
+    from finetune.training.train_state import RESUMABLE_KEYS
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Checkpoints and resuming"):readme.index("## Several GPUs")]
@@ -148,7 +148,7 @@ def test_fused_adamw_state_round_trips_exactly(tmp_path):
     import torch
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_optimizer_state_dict
 
-    from finetune import state_files
+    from finetune.storage import state_files
 
     def model_and_optimizer():
         torch.manual_seed(0)
@@ -184,7 +184,7 @@ def test_rng_state_round_trips(tmp_path):
     import numpy as np
     import torch
 
-    from finetune import state_files
+    from finetune.storage import state_files
 
     state_files.save_rng(tmp_path, rank=0)
     first = (random.random(), np.random.rand(), torch.rand(3))
@@ -194,7 +194,7 @@ def test_rng_state_round_trips(tmp_path):
 
 
 def test_atomic_dir_replaces_the_target_whole_or_not_at_all(tmp_path):
-    from finetune.checkpoint import atomic_dir
+    from finetune.storage.checkpoint import atomic_dir
 
     target = tmp_path / "model"
     target.mkdir()
@@ -214,7 +214,7 @@ def test_atomic_dir_replaces_the_target_whole_or_not_at_all(tmp_path):
 def test_atomic_dir_leaves_creating_and_publishing_to_its_owner(tmp_path):
     """Another process writes into the owner's temporary directory; it neither makes nor
     publishes it, and removes it when its own write fails."""
-    from finetune.checkpoint import atomic_dir
+    from finetune.storage.checkpoint import atomic_dir
 
     target = tmp_path / "step-000001"
     with atomic_dir(target, owner=False) as tmp:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_config
 
-from finetune.config import apply_override, load_config
+from finetune.configuration.config import apply_override, load_config
 from finetune.errors import ConfigError
 
 MINIMAL = """
@@ -136,7 +136,7 @@ def test_aliases_and_merge_keys_still_work(tmp_path):
     cfg = _load(tmp_path, MINIMAL + "training: {lr: &size 8.0e-3, batch_size: 8}\nlora: {r: 8, alpha: 16, dropout: 0.1}\n"
                 "eval:\n  batch_size: 8\n  generation: {num_beams: 2}\n")
     assert cfg.lora.r == 8 and cfg.eval.batch_size == 8
-    from finetune.strict_yaml import load_yaml_text
+    from finetune.configuration.strict_yaml import load_yaml_text
 
     assert load_yaml_text("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n")["d"] == {"x": 3, "y": 2}
 

@@ -20,8 +20,10 @@ from conftest import QUIET_ENV, ROOT
 from safetensors.torch import load_file
 from test_bad_inputs import base_config, run_main
 
-from finetune import checkpoint, run_dir
-from finetune.disk_errors import write_errno
+from finetune.storage import checkpoint
+
+from finetune.storage import run_dir
+from finetune.storage.disk_errors import write_errno
 
 
 def _config(tmp_path, model, files, **training):
@@ -93,12 +95,12 @@ ls -A {small}/run >{out}/model-run-files
 
 def test_permission_denied_names_the_file(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch):
     """Root ignores file modes, so EACCES is raised by a patched open() in the metrics writer."""
-    import finetune.tracking
+    import finetune.training.tracking
 
     def refused(path, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(finetune.tracking, "open", refused, raising=False)
+    monkeypatch.setattr(finetune.training.tracking, "open", refused, raising=False)
     cfg = _config(tmp_path, tiny_bert, sentiment_files, max_steps=1)
     code, stderr = run_main(["train", "--config", str(cfg)], capsys, monkeypatch)
     line = stderr.strip().splitlines()[-1]

@@ -16,9 +16,9 @@ from safetensors.torch import load_file, save_file
 from conftest import run_cli
 from test_bad_inputs import base_config, run_main
 
-from finetune.divergence import SKIP_FLOOR, DivergenceGuard, require_finite_weights
+from finetune.training.divergence import SKIP_FLOOR, DivergenceGuard, require_finite_weights
 from finetune.errors import TrainingStopped
-from finetune.train import NAN_TEST_ENV
+from finetune.training.loop import NAN_TEST_ENV
 
 
 def test_stop_names_the_first_bad_step():

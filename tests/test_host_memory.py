@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from finetune.host_memory import fix_mmap_threshold
+from finetune.training.host_memory import fix_mmap_threshold
 
 # Free a large block once (glibc then raises its adaptive threshold above 4 MiB), allocate 64
 # blocks of 4 MiB, and free all but the last: with the heap serving them, the freed 252 MiB sit
 # below a live block and cannot be trimmed.
 PROBE = """
 import json, sys, torch
-from finetune.host_memory import fix_mmap_threshold
+from finetune.training.host_memory import fix_mmap_threshold
 def rss_mb():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024

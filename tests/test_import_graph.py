@@ -23,9 +23,9 @@ def test_no_import_cycle():
 def test_only_the_train_command_imports_the_trainer():
     ig = _graph_module()
     graph = ig.import_graph()
-    assert ig.importers(graph, "finetune.train") == {"finetune.cli"}
+    assert ig.importers(graph, "finetune.training.loop") == {"finetune.cli"}
     # `finetune eval` builds its accelerator and loader from assemble.py (a function-level import).
-    assert "finetune.assemble" in graph["finetune.evaluation"]
+    assert "finetune.training.assemble" in graph["finetune.evaluation.score_run"]
 
 
 def test_a_cycle_through_a_function_level_import_is_found(tmp_path):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from finetune.config import DataSection, EvalSection
-from finetune.inference import EvalLoaders, evaluate, make_generation_loader, run_batches
+from finetune.configuration.config import DataSection, EvalSection
+from finetune.evaluation.inference import EvalLoaders, evaluate, make_generation_loader, run_batches
 
 
 def test_rows_come_back_in_order_without_gradients_and_mode_is_restored():

@@ -70,7 +70,7 @@ run_main = main_in_process
 def test_auto_picks_sdpa_where_the_architecture_has_it_else_eager():
     import transformers as tf
 
-    from finetune.attn_kernel import choose_kernel
+    from finetune.model.attn_kernel import choose_kernel
 
     assert choose_kernel("auto", tf.BertForSequenceClassification, tf.BertConfig()) == "sdpa"
     for cls, config in ((tf.LongformerForSequenceClassification, tf.LongformerConfig()),
@@ -138,7 +138,7 @@ def _collate(model_dir, lengths):
     import transformers as tf
     from transformers import DataCollatorWithPadding
 
-    from finetune.long_inputs import collator_for
+    from finetune.data.long_inputs import collator_for
 
     tokenizer = tf.AutoTokenizer.from_pretrained(model_dir)
     collate = collator_for(DataCollatorWithPadding(tokenizer), tf.AutoConfig.from_pretrained(model_dir), tokenizer)
@@ -171,8 +171,8 @@ def test_bigbird_stays_block_sparse_on_short_batches(long_models):
 def test_predict_pads_like_training_so_bigbird_stays_block_sparse(long_models):
     import transformers as tf
 
-    from finetune.config import DataSection, EvalSection
-    from finetune.inference import predict
+    from finetune.configuration.config import DataSection, EvalSection
+    from finetune.evaluation.inference import predict
     from finetune.tasks.architectures.classifier import ClassifierArch
     from finetune.tasks.specs.classification import ClassificationSpec
     from finetune.tasks.task import Task
@@ -187,9 +187,9 @@ def test_predict_pads_like_training_so_bigbird_stays_block_sparse(long_models):
 
 
 def test_resume_accepts_auto_for_the_kernel_the_run_recorded(tmp_path):
-    from finetune.config import RunConfig
+    from finetune.configuration.config import RunConfig
     from finetune.errors import ConfigError
-    from finetune.train_state import check_compatible
+    from finetune.training.train_state import check_compatible
 
     raw = {"task": "sentiment", "model": {"name_or_path": "m"}, "data": {"files": {"train": "t.jsonl"}}}
     saved = RunConfig.model_validate(raw)
@@ -221,7 +221,7 @@ def test_bigbird_with_short_max_length_uses_full_attention_from_the_start(
 def test_attention_maps_show_window_and_global_tokens(long_models, family):
     import transformers as tf
 
-    from finetune.attention import model_attention
+    from finetune.views.attention import model_attention
 
     auto = tf.AutoModelForSeq2SeqLM if family == "led" else tf.AutoModelForSequenceClassification
     model = auto.from_pretrained(long_models[family]).eval()

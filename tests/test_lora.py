@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from tiny_models import tiny_model
 
-from finetune.config import LoraSection
+from finetune.configuration.config import LoraSection
 from finetune.errors import ModelError
-from finetune.lora import resolve_targets, wrap_with_lora
+from finetune.model.lora import resolve_targets, wrap_with_lora
 
 EXPECTED = {
     "bert": ["query", "key", "value"],

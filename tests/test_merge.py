@@ -14,8 +14,8 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from finetune.config import load_config
-    from finetune.saved_model import load_run_model
+    from finetune.configuration.config import load_config
+    from finetune.storage.saved_model import load_run_model
 
     out = tmp_path / "merged"
     result = run_cli("merge", str(lora_run), str(out))

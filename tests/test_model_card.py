@@ -41,8 +41,8 @@ def test_no_secret_reaches_the_run_directory(lora_run):
 
 
 def test_credentials_in_names_are_masked():
-    from finetune.config import validate
-    from finetune.model_card import render
+    from finetune.configuration.config import validate
+    from finetune.views.model_card import render
 
     cfg = validate({"task": "sentiment", "model": {"name_or_path": "https://user:pw@example.com/m"},
                     "data": {"dataset": "org/data"}}, source="test")

@@ -177,7 +177,7 @@ def test_shared_files_name_no_local_path(tmp_path, tiny_bert, sentiment_files, c
 
 
 def test_shared_names_keep_hub_ids_and_package_paths(tmp_path, monkeypatch):
-    from finetune.shared_names import shared_name
+    from finetune.model.shared_names import shared_name
 
     run = tmp_path / "runs" / "x"
     (tmp_path / "models" / "local").mkdir(parents=True)

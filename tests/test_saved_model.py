@@ -13,8 +13,8 @@ TEXTS = ["Great value, would buy again.", "The lid cracked on the first day."]
 def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
     import torch
 
-    from finetune import saved_model
-    from finetune.config import load_config
+    from finetune.storage import saved_model
+    from finetune.configuration.config import load_config
     from finetune.tasks import get_task
 
     cfg = load_config(lora_run / "config.yaml")
@@ -33,7 +33,7 @@ def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
 
 
 def test_a_model_directory_without_its_config_is_refused(lora_run, tmp_path):
-    from finetune import saved_model
+    from finetune.storage import saved_model
     from finetune.errors import RunDirError
 
     broken = shutil.copytree(lora_run / "model", tmp_path / "model")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune.tokenizer_training import cached_tokenizer, model_fields, train_tokenizer
+from finetune.model.tokenizer_training import cached_tokenizer, model_fields, train_tokenizer
 
 from tiny_models import corpus
 

@@ -4,7 +4,7 @@ encoder-decoder, or a decoder-only model)."""
 
 from __future__ import annotations
 
-from finetune.config import RunConfig
+from finetune.configuration.config import RunConfig
 from finetune.errors import ModelError
 from finetune.tasks.specs.classification import ClassificationSpec
 from finetune.tasks.specs.summarization import SummarizationSpec

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from finetune.config import EvalSection
+from finetune.configuration.config import EvalSection
 
 
 class Task:

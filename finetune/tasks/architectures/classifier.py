@@ -3,7 +3,7 @@ text (and its pair) become tokens with a label id, and a batch becomes class pro
 
 from __future__ import annotations
 
-from finetune.data import cached_map, require_columns, tokenizer_fingerprint
+from finetune.data.splits import cached_map, require_columns, tokenizer_fingerprint
 
 
 class ClassifierArch:
@@ -67,7 +67,7 @@ class ClassifierArch:
         return [{"text": t} for t in texts]
 
     def prompt_collator(self, spec, tokenizer, model_config):
-        from finetune.long_inputs import pad_to_model
+        from finetune.data.long_inputs import pad_to_model
 
         def collate(rows):
             batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=spec.data.max_length,

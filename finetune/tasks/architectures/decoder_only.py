@@ -3,7 +3,7 @@ target tokens count in the loss."""
 
 from __future__ import annotations
 
-from finetune.data import cached_map
+from finetune.data.splits import cached_map
 from finetune.errors import ModelError
 from finetune.tasks.architectures.generator import IGNORE_INDEX, GeneratorArch, pad_batch
 

@@ -3,7 +3,7 @@ decoder's label sequence."""
 
 from __future__ import annotations
 
-from finetune.data import cached_map
+from finetune.data.splits import cached_map
 from finetune.tasks.architectures.generator import IGNORE_INDEX, GeneratorArch
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune.column_checks import check_labels, check_text
-from finetune.config import DataSection
-from finetune.data import require_columns
+from finetune.data.column_checks import check_labels, check_text
+from finetune.configuration.config import DataSection
+from finetune.data.splits import require_columns
 from finetune.errors import DataError
 
 
@@ -109,7 +109,7 @@ class ClassificationSpec:
         record per example."""
         import torch
 
-        from finetune.metrics import load_metric
+        from finetune.evaluation.metrics import load_metric
 
         pred = [r["predicted"] for r in scored]
         gold = [r["label"] for r in scored]
@@ -148,8 +148,8 @@ class ClassificationSpec:
         return answers
 
     def write_figures(self, run_dir, split: str, records: list[dict]):
-        from finetune import run_dir as rd
-        from finetune.plots import confusion_matrix_png
+        from finetune.storage import run_dir as rd
+        from finetune.views.plots import confusion_matrix_png
 
         return [confusion_matrix_png(records, self.label_names, run_dir / rd.confusion_file(split))]
 

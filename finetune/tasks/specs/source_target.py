@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune.column_checks import check_text
-from finetune.config import DataSection
-from finetune.data import require_columns, source_name
+from finetune.data.column_checks import check_text
+from finetune.configuration.config import DataSection
+from finetune.data.splits import require_columns, source_name
 
 
 class SourceTargetSpec:

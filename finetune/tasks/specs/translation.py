@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from finetune.column_checks import ROW_NOTE
-from finetune.data import source_name
+from finetune.data.column_checks import ROW_NOTE
+from finetune.data.splits import source_name
 from finetune.errors import DataError
 from finetune.tasks.specs.source_target import SourceTargetSpec
 
@@ -70,7 +70,7 @@ class TranslationSpec(SourceTargetSpec):
         return super().target_values(batch)
 
     def compute_metrics(self, predictions, references):
-        from finetune.metrics import load_metric
+        from finetune.evaluation.metrics import load_metric
 
         return {
             "bleu": load_metric("sacrebleu").compute(predictions=predictions, references=references)["score"],

@@ -1,0 +1,1 @@
+"""Reading the data: splits from files or the Hub, column and file checks, lengths, long inputs."""

@@ -1,0 +1,253 @@
+"""Load a Hub or local dataset into named splits; tokenize with a cache keyed on everything
+that changes the result.
+
+Task-specific work (which columns, how to tokenize) lives in `finetune.tasks`; this module only
+knows files, splits and caching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from finetune.configuration.config import DataSection
+from finetune.errors import DataError
+from finetune.data.file_checks import explain_read_failure, first_undecodable_line
+from finetune.configuration.paths import resolve
+
+SplitCheck = Callable[[Any, str], None]  # (dataset split, its name): raises DataError
+
+EXTENSION_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+def load_splits(data: DataSection, seed: int, *, need_train: bool = True, check: SplitCheck | None = None):
+    """Return a DatasetDict holding `data.train_split` (if needed) and `data.eval_split`.
+
+    When the eval split is absent it is carved from train by `validation_fraction` and `seed`.
+    `max_*_samples` are applied here so every task sees the same rows. `check(split, name)` runs
+    on every split as read, before carving or shuffling, so the row numbers it reports are the
+    file's.
+    """
+    from datasets import DatasetDict
+
+    raw = _read(data)
+    if check:
+        for name, split in raw.items():
+            check(split, name)
+    splits = dict(raw)
+    if data.eval_split not in splits:
+        if data.train_split not in splits:
+            raise DataError(_missing_split_message(data, data.eval_split, splits))
+        carved = splits[data.train_split].train_test_split(
+            test_size=data.validation_fraction, seed=seed
+        )
+        splits[data.train_split], splits[data.eval_split] = carved["train"], carved["test"]
+    wanted = [data.eval_split] + ([data.train_split] if need_train else [])
+    out = {}
+    for name in wanted:
+        if name not in splits:
+            raise DataError(_missing_split_message(data, name, splits))
+        split = splits[name]
+        if len(split) == 0:
+            raise DataError(f"{source_name(data, name)}: split '{name}' is empty; it needs at least one row")
+        limit = data.max_train_samples if name == data.train_split else data.max_eval_samples
+        if name == data.train_split and limit:
+            # Shuffle before cutting: a file sorted by label must not give a one-label slice.
+            split = split.shuffle(seed=seed).select(range(min(limit, len(split))))
+        elif limit:
+            split = split.select(range(min(limit, len(split))))
+        out[name] = split
+    return DatasetDict(out)
+
+
+def load_split(data: DataSection, split: str, check: SplitCheck | None = None):
+    """One named split (for `finetune eval --split`)."""
+    raw = _read(data)
+    if split not in raw:
+        raise DataError(_missing_split_message(data, split, dict(raw)))
+    ds = raw[split]
+    if len(ds) == 0:
+        raise DataError(f"{source_name(data, split)}: split '{split}' is empty; it needs at least one row")
+    if check:
+        check(ds, split)
+    if data.max_eval_samples:
+        ds = ds.select(range(min(data.max_eval_samples, len(ds))))
+    return ds
+
+
+def require_columns(ds, columns: list[str], data: DataSection, split: str, role: str = "") -> None:
+    missing = [c for c in columns if c and c not in ds.column_names]
+    if missing:
+        raise DataError(
+            f"{source_name(data, split)}: column '{missing[0]}' not found{role}; the data has columns "
+            f"{ds.column_names}: set the matching data.*_column key"
+        )
+
+
+def _read(data: DataSection):
+    from datasets import load_dataset
+
+    if data.files:
+        fmt, builder, kwargs = _local_builder(data)
+        try:
+            with _library_errors_silenced():
+                return load_dataset(builder, data_files=local_files(data), **kwargs)
+        except Exception as exc:  # pyarrow / pandas parse errors come in many types
+            for split, path in local_files(data).items():
+                reason = explain_read_failure(Path(path), fmt)
+                if reason:
+                    raise DataError(f"data.files.{split}: '{path}' {reason}") from exc
+            raise DataError(
+                f"{_files_text(data)}: could not read as {fmt}: "
+                f"{_first_line(exc)}; check the file format (data.format)"
+            ) from exc
+    try:
+        return load_dataset(data.dataset, data.config_name, revision=data.revision)
+    except Exception as exc:
+        raise DataError(
+            f"data.dataset '{data.dataset}': could not load from the Hub ({_first_line(exc)}); "
+            "check the id and your network, or point data.files at local files"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _library_errors_silenced():
+    """datasets logs a parse error before raising it; our one-line message replaces both."""
+    from datasets.utils import logging as ds_logging
+
+    previous = ds_logging.get_verbosity()
+    ds_logging.set_verbosity(ds_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        ds_logging.set_verbosity(previous)
+
+
+def local_files(data: DataSection) -> dict[str, str]:
+    return {split: resolve(path, f"data.files.{split}") for split, path in data.files.items()}
+
+
+def _local_builder(data: DataSection) -> tuple[str, str, dict[str, Any]]:
+    """(format, datasets builder, its options) of the local files, after checking each file."""
+    formats = set()
+    for split, path in local_files(data).items():
+        p = Path(path)
+        if p.is_dir():
+            raise DataError(f"data.files.{split}: '{path}' is a directory; give the data file inside it")
+        if not p.is_file():
+            raise DataError(f"data.files.{split}: file '{path}' not found; check the path")
+        if p.stat().st_size == 0:
+            raise DataError(f"data.files.{split}: file '{path}' is empty")
+        fmt = data.format
+        if fmt == "auto":
+            fmt = EXTENSION_FORMATS.get("".join(p.suffixes[-1:]).lower())
+            if p.suffix == ".gz":
+                fmt = EXTENSION_FORMATS.get(Path(p.stem).suffix.lower())
+            if fmt is None:
+                raise DataError(
+                    f"data.files.{split}: cannot tell the format of '{path}' from its extension; "
+                    "set data.format to csv, tsv, json, jsonl or parquet"
+                )
+        if fmt != "parquet" and p.suffix != ".gz":
+            line = first_undecodable_line(p)
+            if line is not None:
+                raise DataError(
+                    f"data.files.{split}: '{path}' is not UTF-8 text (line {line} holds bytes that "
+                    "do not decode); save the file as UTF-8"
+                )
+        formats.add(fmt)
+    if len(formats) > 1:
+        raise DataError(f"data.files: mixed formats {sorted(formats)}; use one format for all splits")
+    fmt = formats.pop()
+    # pandas reads an empty cell, "NA" or "null" as a missing value; in a text column they are
+    # text (an empty string is legal text), and an empty label is caught by the label check.
+    as_text = {"keep_default_na": False}
+    if fmt == "tsv":
+        # TSV files rarely quote fields; QUOTE_NONE keeps stray quotes as text (SST-2 has them).
+        return fmt, "csv", {"delimiter": "\t", "quoting": 3, **as_text}
+    if fmt == "csv":
+        return fmt, "csv", as_text
+    if fmt == "jsonl":
+        return fmt, "json", {}
+    return fmt, fmt, {}
+
+
+def _missing_split_message(data: DataSection, split: str, splits: dict) -> str:
+    key = "data.eval_split" if split == data.eval_split else "data.train_split"
+    return (
+        f"{source_name(data)}: no split named '{split}' (found: {sorted(splits)}); "
+        f"set {key} or add data.files.{split}"
+    )
+
+
+def source_name(data: DataSection, split: str | None = None) -> str:
+    if data.files:
+        if split and split in data.files:
+            return data.files[split]
+        return _files_text(data)
+    return f"dataset '{data.dataset}'"
+
+
+def _files_text(data: DataSection) -> str:
+    return ", ".join(data.files.values())
+
+
+def _first_line(exc: BaseException) -> str:
+    # datasets wraps the reader's error in "An error occurred while generating the dataset";
+    # the cause (pandas' "Expected 2 fields in line 3") is the part that helps.
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def cache_root(data: DataSection) -> Path:
+    if data.cache_dir:
+        return Path(data.cache_dir).expanduser()
+    return Path(os.environ.get("FINETUNE_CACHE", Path.home() / ".cache" / "finetune"))
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Changes when the vocabulary, normalisation or special tokens change."""
+    parts = [type(tokenizer).__name__, str(tokenizer.padding_side), str(tokenizer.pad_token)]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        # Truncation and padding are per-call settings the tokenizer remembers; not identity.
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        parts.append(json.dumps(state, sort_keys=True))
+    else:
+        parts.append(json.dumps(tokenizer.get_vocab(), sort_keys=True))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cached_map(ds, fn: Callable, *, key: dict[str, Any], data: DataSection, remove_columns=None):
+    """`ds.map(fn, batched=True)` stored under a name derived from `key` plus the dataset's own
+    fingerprint, so a change of tokenizer, length or columns makes a new cache entry."""
+    material = json.dumps({"dataset": ds._fingerprint, **key}, sort_keys=True, default=str)
+    digest = hashlib.sha256(material.encode()).hexdigest()[:20]
+    root = cache_root(data)
+    root.mkdir(parents=True, exist_ok=True)
+    return ds.map(
+        fn,
+        batched=True,
+        remove_columns=remove_columns if remove_columns is not None else ds.column_names,
+        cache_file_name=str(root / f"tokenized-{digest}.arrow"),
+        load_from_cache_file=True,
+        new_fingerprint=digest,
+        desc="Tokenizing",
+    )

@@ -1,0 +1,95 @@
+"""A saved model directory (the final `model/`, `best/`, the model part of a checkpoint): what
+goes in it so that it reloads on its own, and loading it back as a full model or base model +
+PEFT adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from finetune.storage import manifest
+from finetune.storage import run_dir as rd
+from finetune.configuration.config import RunConfig
+from finetune.errors import RunDirError
+
+
+def save(run, target: Path, hint: str, extra: dict[str, Any] | None = None) -> None:
+    """Save the run's model to `target` atomically, refusing NaN/inf weights (`hint`: how to go
+    on, for that message). Every process must call it. `extra`: {file name: JSON content}."""
+    from finetune.storage.checkpoint import atomic_dir
+    from finetune.training.divergence import any_process, require_finite_weights
+
+    acc = run.accelerator
+    acc.wait_for_everyone()
+    require_finite_weights(run.model, target.name, hint, any_process(acc))
+    # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
+    state_dict = acc.get_state_dict(run.model)
+    if acc.is_main_process:
+        with atomic_dir(target) as tmp:
+            write(acc.unwrap_model(run.model), run.tokenizer, run.task, tmp, state_dict)
+            for name, content in (extra or {}).items():
+                (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+    acc.wait_for_everyone()
+
+
+def write(model, tokenizer, task, directory: Path, state_dict: dict | None = None) -> None:
+    """The model's files in `directory`: the weights (a PEFT model writes only its adapter), the
+    model config (for an adapter, the base model's, which carries the label names), the
+    tokenizer and the task's own files (a generation config). `state_dict`: the full weights
+    when they were gathered from several processes."""
+    model.save_pretrained(directory, state_dict=state_dict)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.config.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    task.save_alongside(model, tokenizer, directory)
+
+
+def is_adapter(model_dir: Path) -> bool:
+    return (model_dir / rd.ADAPTER_CONFIG_FILE).is_file()
+
+
+def saved_config(model_dir: Path):
+    """The model config saved beside the weights (an adapter's is its base model's)."""
+    from transformers import AutoConfig
+
+    if not (model_dir / rd.MODEL_CONFIG_FILE).is_file():
+        raise RunDirError(f"'{model_dir}': has no {rd.MODEL_CONFIG_FILE}; the run is incomplete, train it again")
+    return AutoConfig.from_pretrained(model_dir)
+
+
+def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
+    """The model `write` saved in `model_dir`. The task first restores its label set from the
+    saved model config (`model_config`, if the caller has read it already)."""
+    from finetune.model.load import load_model
+
+    if model_config is None:
+        model_config = saved_config(model_dir)
+    task.restore(model_config)
+    if is_adapter(model_dir):
+        from peft import PeftModel
+
+        base = load_model(cfg.model, task.auto_class, **task.model_kwargs())
+        return PeftModel.from_pretrained(base, model_dir)
+    saved = cfg.model.model_copy(
+        update={"name_or_path": str(model_dir), "init": "pretrained", "gguf_file": None,
+                "config_overrides": {}, "revision": None}
+    )
+    return load_model(saved, task.auto_class, config=model_config)
+
+
+def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
+    """(task, tokenizer, model) of a finished run, ready for inference on the CPU or one GPU."""
+    from finetune.model.load import load_tokenizer
+    from finetune.tasks import get_task
+
+    source = rd.model_dir(run, checkpoint)
+    if source.parent.name == rd.CHECKPOINTS_DIR and (problem := manifest.problem(source)):
+        raise RunDirError(f"checkpoint '{source}' is damaged: {problem}; choose another checkpoint")
+    model_config = saved_config(source)  # read once: it picks the architecture and builds the model
+    task = get_task(cfg, model_config)
+    tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
+    task.prepare_tokenizer(tokenizer)
+    model = load(cfg, task, source, model_config)
+    model.eval()
+    return task, tokenizer, model

@@ -1,0 +1,277 @@
+"""The training loop: train a built run step by step, evaluate, save. `run_start.py` claims or
+resumes the run directory, `assemble.py` builds the run; nothing task-specific lives here."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from finetune.storage import run_dir as rd
+from finetune.storage import saved_model
+from finetune.training.assemble import Run, setup
+from finetune.configuration.config import RunConfig
+from finetune.training.divergence import any_process
+from finetune.errors import ConfigError, TrainingStopped
+from finetune.training.host_memory import fix_mmap_threshold
+from finetune.storage.run_lock import RunLock
+from finetune.training.run_start import claim_or_find, continue_from, resume_hint
+from finetune.training.throughput import Throughput
+from finetune.training.train_state import Position
+
+# Test hook: the loss of this optimizer step becomes NaN, so a test can follow the advice a
+# divergence stop prints (a real divergence would repeat when resumed at any learning rate).
+NAN_TEST_ENV = "FINETUNE_TEST_NAN_AT_STEP"
+
+
+def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None,
+          config_file: Path | None = None) -> dict[str, float]:
+    """Start (or, with `resume`, continue) the run in `out`, train it and save the final model.
+    `config_file`: the YAML the run was read from, which --overwrite must not delete."""
+    fix_mmap_threshold(cfg.training.mmap_threshold_mb)
+    with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
+        start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
+        run = setup(cfg, start.out, overwrite=overwrite, resuming=start.checkpoint is not None,
+                    lock=lock, inputs=start.inputs)
+        run.data_sha256 = start.data_sha256
+        pos = continue_from(run, start) if start.checkpoint else Position()
+        try:
+            metrics = train_loop(run, pos)
+            save_final(run)
+        except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
+            raise TrainingStopped(
+                f"interrupted at once (a save under way, if any, was abandoned; what was saved before "
+                f"is intact). {_resume_hint(run)}", exit_code=130,
+            ) from None
+    return metrics
+
+
+def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
+    """Train from `pos` (the start, or where a checkpoint left off) to run.total_steps."""
+    from finetune.training.interrupts import StopRequests
+
+    pos = pos or Position()
+    cfg = run.cfg.training
+    if cfg.eval_before_training and pos.step == 0:
+        evaluate(run, step=0, epoch=0.0, label="before training", track_best=False)
+    run.model.train()
+    with StopRequests() as stop, _Steps(run, pos) as steps:  # the bar closes first: errors print last
+        while not steps.finished(stop):
+            for batch in _epoch_batches(run, pos):
+                if not steps.train_on(batch):
+                    continue  # a micro-batch that gradient accumulation adds up
+                if _due(pos.step, cfg.log_every) or pos.step == run.total_steps:
+                    steps.log()
+                if _due(pos.step, cfg.eval_every):
+                    steps.evaluate(_epoch(run, pos.step))
+                if _due(pos.step, cfg.save_every) or stop.requested:
+                    steps.checkpoint()
+                if steps.finished(stop):
+                    break
+            if not steps.finished(stop):
+                steps.end_epoch()
+        if stop.requested:
+            steps.stop(stop.signum, stop.exit_code)
+    return steps.final_evaluation()
+
+
+class _Steps:
+    """What the loop carries from step to step (position, loss window, throughput, divergence
+    guard, progress bar) and what it does at each kind of step."""
+
+    def __init__(self, run: Run, pos: Position):
+        import torch
+        from tqdm.auto import tqdm
+
+        from finetune.training.divergence import DivergenceGuard
+
+        self.run, self.pos, self.cfg = run, pos, run.cfg.training
+        acc = run.accelerator
+        self.bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process,
+                        desc="Training")
+        self.window = Throughput(acc)
+        self.loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
+        self.guard = DivergenceGuard(
+            acc.device, self.cfg.on_nan, lambda: _resume_hint(run, diverged=True), any_process=any_process(acc),
+            skip_limit=self.cfg.log_every * self.cfg.gradient_accumulation_steps,
+        )
+        self.poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
+        self.saved_step = pos.step if pos.step else -1
+        self.metrics: dict[str, float] = {}
+
+    def __enter__(self) -> "_Steps":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+    def finished(self, stop) -> bool:
+        return self.pos.step >= self.run.total_steps or stop.requested
+
+    def train_on(self, batch) -> bool:
+        """Forward and backward on one micro-batch; True when it completed an optimizer step."""
+        run, pos, acc, model = self.run, self.pos, self.run.accelerator, self.run.model
+        pos.batches_in_epoch += 1
+        with acc.accumulate(model):
+            loss = model(**batch).loss
+            if pos.step + 1 == self.poison_step:
+                loss = loss * float("nan")
+            if self.guard.finite(loss):
+                acc.backward(loss)
+                self.loss_sum += loss.detach().float()
+                pos.loss_count += 1
+            if acc.sync_gradients and self.cfg.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
+            run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        self.guard.observe(loss, pos.step + 1)
+        self.window.add(batch)
+        if not acc.sync_gradients:
+            return False
+        if not acc.optimizer_step_was_skipped:
+            run.scheduler.step()
+        pos.step += 1
+        self.bar.update(1)
+        return True
+
+    def log(self) -> None:
+        run, pos = self.run, self.pos
+        self.guard.check()
+        total = run.accelerator.reduce(self.loss_sum, "mean")  # every process joins, even with nothing to add
+        loss = (total / pos.loss_count).item() if pos.loss_count else float("nan")
+        record = {"type": "train", "step": pos.step, "epoch": _epoch(run, pos.step), "loss": loss,
+                  "lr": run.scheduler.get_last_lr()[0], **self.window.rates()}
+        if self.guard.skipped:
+            record["skipped_nonfinite"], self.guard.skipped = self.guard.skipped, 0
+        run.log.write(record)
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
+                             samples_s=f"{record['samples_per_s']:.1f}")
+        self.loss_sum.zero_()
+        pos.loss_count = 0
+
+    def evaluate(self, epoch: float) -> None:
+        self.guard.check_before_save()  # an evaluation may save the best model
+        self.window.pause()  # evaluation time is not training time: keep it out of samples/s
+        self.metrics = evaluate(self.run, self.pos.step, epoch)
+        self.window.resume()
+        self.pos.last_eval_step = self.pos.step
+
+    def checkpoint(self) -> None:
+        from finetune.training import train_state
+        from finetune.training.divergence import require_finite_weights
+
+        run, pos = self.run, self.pos
+        self.guard.check_before_save()  # never save diverged weights
+        require_finite_weights(run.model, rd.checkpoint_name(pos.step), _resume_hint(run, diverged=True),
+                               any_process(run.accelerator))
+        pos.loss_sum, pos.best = float(self.loss_sum.item()), run.best
+        train_state.save(run, pos)
+        self.saved_step = pos.step
+
+    def end_epoch(self) -> None:
+        pos = self.pos
+        pos.epoch += 1
+        pos.batches_in_epoch = 0
+        if self.cfg.eval_each_epoch and pos.step != pos.last_eval_step:
+            self.evaluate(float(pos.epoch))
+
+    def stop(self, signum, exit_code: int) -> None:
+        """A signal asked to stop: save where the run is (unless just saved) and say how to go on."""
+        if self.saved_step != self.pos.step:
+            self.checkpoint()
+        raise TrainingStopped(
+            f"stopped by {_signal_name(signum)} after step {self.pos.step}. {_resume_hint(self.run)}",
+            exit_code=exit_code,
+        )
+
+    def final_evaluation(self) -> dict[str, float]:
+        run, pos = self.run, self.pos
+        self.guard.check_before_save()
+        if pos.last_eval_step != pos.step or not run.last_eval[0]:
+            # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
+            self.metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
+        return self.metrics
+
+
+def _due(step: int, every: int | None) -> bool:
+    return bool(every) and step % every == 0
+
+
+def _epoch_batches(run: Run, pos: Position):
+    """This epoch's batches, starting after the ones a resumed checkpoint already trained on."""
+    # The prepared loader tells the sampler its own epoch counter, which restarts at 0 in a
+    # resumed process: set it. Reseeding the loader's generator makes worker seeds per-epoch too.
+    run.train_loader.set_epoch(pos.epoch)
+    run.sampler.set_epoch(pos.epoch)
+    generator = getattr(run.train_loader, "generator", None)
+    if generator is not None:
+        generator.manual_seed(run.cfg.training.seed + pos.epoch)
+    if pos.batches_in_epoch:
+        return run.accelerator.skip_first_batches(run.train_loader, pos.batches_in_epoch)
+    return run.train_loader
+
+
+def _resume_hint(run: Run, diverged: bool = False) -> str:
+    return resume_hint(run.out, run.cfg.training.lr, diverged)
+
+
+def _signal_name(signum) -> str:
+    import signal
+
+    return signal.Signals(signum).name if signum else "a signal"
+
+
+def _epoch(run: Run, step: int) -> float:
+    return round(step / run.steps_per_epoch, 4)
+
+
+# ----------------------------------------------------------------------------- evaluate / save
+
+
+def evaluate(
+    run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True
+) -> dict:
+    from finetune.evaluation.inference import EvalLoaders
+    from finetune.evaluation.inference import evaluate as evaluate_split
+
+    started = time.perf_counter()
+    loaders = EvalLoaders(run.eval_loader, run.prompt_loader)
+    metrics, records = evaluate_split(run.task, run.model, loaders, run.eval_raw, run.accelerator, run.tokenizer)
+    metrics["eval_seconds"] = time.perf_counter() - started
+    run.last_eval = (metrics, records)
+    if log:
+        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch, **metrics})
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
+    run.accelerator.print(f"eval {label or f'step {step}'}: {shown}")
+    if track_best:
+        _keep_best(run, metrics, step)
+    return metrics
+
+
+def _keep_best(run: Run, metrics: dict, step: int) -> None:
+    name = run.task.best_metric
+    if name not in metrics:
+        raise ConfigError(
+            f"eval.best_metric '{name}' is not computed for this task; choose one of "
+            f"{sorted(k for k in metrics if k not in ('samples', 'eval_seconds'))}"
+        )
+    value = metrics[name]
+    better = run.cfg.eval.greater_is_better
+    previous = run.best.get("value")
+    if previous is not None and (value <= previous if better else value >= previous):
+        return
+    run.best = {"metric": name, "value": value, "step": step}
+    saved_model.save(run, run.out / rd.BEST_DIR, _resume_hint(run, diverged=True), extra={rd.BEST_FILE: run.best})
+
+
+def save_final(run: Run) -> None:
+    from finetune.evaluation.score_run import write_results
+    from finetune.views.model_card import write_model_card
+
+    saved_model.save(run, run.out / rd.MODEL_DIR, _resume_hint(run, diverged=True))
+    if run.accelerator.is_main_process:
+        write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
+        write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
+                         seconds=time.time() - run.log.start, steps=run.total_steps)
+    run.log.close()
+    run.accelerator.end_training()

@@ -1,0 +1,84 @@
+"""PNG figures of a run: training loss, learning rate and evaluation metrics over steps (from
+metrics.jsonl), and a confusion matrix for classification predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune.storage import run_dir as rd
+from finetune.errors import RunDirError
+
+_NOT_METRICS = {"type", "split", "step", "epoch", "time", "samples", "eval_seconds"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_run(run: Path) -> list[Path]:
+    from finetune.training.tracking import read_metrics
+
+    path = run / rd.METRICS_FILE
+    if not path.is_file():
+        raise RunDirError(f"'{run}': has no {rd.METRICS_FILE}; was the training run started?")
+    records = read_metrics(path)
+    train = [r for r in records if r.get("type") == "train"]
+    evals = [r for r in records if r.get("type") == "eval"]
+    if not train and not evals:
+        raise RunDirError(f"'{path}': holds no logged steps yet; plot it once training has logged")
+    out = run / rd.PLOTS_DIR
+    out.mkdir(exist_ok=True)
+    written = []
+    if train:
+        written.append(_line_plot(train, ["loss"], "training loss", out / rd.LOSS_PLOT))
+        written.append(_line_plot(train, ["lr"], "learning rate", out / rd.LR_PLOT))
+    names = sorted({k for r in evals for k, v in r.items() if k not in _NOT_METRICS and _is_number(v)})
+    if names:
+        written.append(_line_plot(evals, names, f"evaluation ({evals[0].get('split', '')})",
+                                  out / rd.EVAL_PLOT))
+    return written
+
+
+def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(keys), 1, figsize=(6, 2.6 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        points = [(r["step"], r[key]) for r in records if _is_number(r.get(key))]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("optimizer step")
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
+
+
+def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -> Path:
+    """Rows: true label, columns: predicted label, cells: counts."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
+    size = max(3.5, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(
+        [r["label"] for r in records], [r["predicted"] for r in records], labels=labels,
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix ({len(records)} examples)")
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
