@@ -59,3 +59,67 @@ def test_model_fields_follow_the_vocabulary():
     assert fields["vocab_size"] == len(tokenizer)
     assert fields["decoder_start_token_id"] == fields["pad_token_id"] == 0
     assert "decoder_start_token_id" not in model_fields(tokenizer, encoder_decoder=False)
+
+
+def _translation_run(tmp_path, model_dir, out, vocab_size=400):
+    import json
+
+    from conftest import write_config
+
+    texts = [t for t in TEXTS if len(t.split()) >= 5][:80]
+    files = {}
+    for split, rows in (("train", texts[:64]), ("validation", texts[64:])):
+        path = tmp_path / f"{split}.jsonl"
+        path.write_text("".join(json.dumps({"en": t, "de": " ".join(reversed(t.split()))}) + "\n"
+                                for t in rows))
+        files[split] = path
+    return write_config(tmp_path / f"{out.name}.yaml", f"""
+task: translation
+model:
+  name_or_path: {model_dir}
+  init: scratch
+  tokenizer: {{train: true, vocab_size: {vocab_size}, min_frequency: 1}}
+data:
+  files: {{train: {files['train']}, validation: {files['validation']}}}
+  text_column: en
+  target_column: de
+  max_source_length: 32
+  max_target_length: 32
+training: {{output_dir: {out}, max_steps: 6, batch_size: 16, lr: 1.0e-3, eval_each_epoch: false}}
+eval: {{batch_size: 8, generation: {{max_new_tokens: 8}}}}
+""")
+
+
+def test_a_scratch_run_trains_saves_and_reuses_its_tokenizer(tmp_path):
+    """The run learns its vocabulary from the training split, sizes the model to it, keeps it in
+    the run directory and the saved model, and a second run on the same data reuses the cache."""
+    import json
+    import os
+    from pathlib import Path
+
+    from conftest import run_cli
+    from tiny_models import build_tiny_generator
+    from transformers import AutoTokenizer
+
+    model_dir = build_tiny_generator("t5", tmp_path / "t5")  # only its config is used: init scratch
+    cache = tmp_path / "cache"
+    env = {"OMP_NUM_THREADS": "1", "FINETUNE_CACHE": str(cache)}
+    run = tmp_path / "run"
+    result = run_cli("train", "--config", str(_translation_run(tmp_path, model_dir, run)), env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    learnt = AutoTokenizer.from_pretrained(run / "tokenizer")
+    saved = AutoTokenizer.from_pretrained(run / "model")
+    assert learnt.get_vocab() == saved.get_vocab()
+    assert len(learnt) <= 400 and "Ġthe" in learnt.get_vocab()  # learnt from the data
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["vocab_size"] == len(learnt)
+    assert config["decoder_start_token_id"] == config["pad_token_id"] == learnt.pad_token_id
+
+    scored = run_cli("eval", str(run), env=env)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    entries = sorted(Path(cache, "tokenizers").iterdir())
+    again = run_cli("train", "--config", str(_translation_run(tmp_path, model_dir, tmp_path / "again")), env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(Path(cache, "tokenizers").iterdir()) == entries and len(entries) == 1
+    assert os.listdir(tmp_path / "again" / "tokenizer") == os.listdir(run / "tokenizer")

@@ -3,8 +3,8 @@ scratch. A small vocabulary of the run's own text (8k pieces for Multi30K's Engl
 against t5-small's 32k) makes the embeddings and softmax a fraction of their size, which is what
 lets a from-scratch translator train on a CPU.
 
-Built with Hugging Face `tokenizers`, cached like tokenized data (keyed on the dataset's content
-fingerprint and the settings), and copied into the run directory, from which `--resume` and every
+Built with Hugging Face `tokenizers`, cached like tokenized data (keyed on the training texts
+and the settings), and copied into the run directory, from which `--resume` and every
 saved model read it back unchanged.
 """
 
@@ -78,3 +78,26 @@ def model_fields(tokenizer, encoder_decoder: bool) -> dict:
     if encoder_decoder:
         fields["decoder_start_token_id"] = tokenizer.pad_token_id  # T5 and BART start from pad
     return fields
+
+
+def run_tokenizer(cfg, task, train_ds, out: Path, resuming: bool, encoder_decoder: bool):
+    """The run's learnt tokenizer: a resumed run reads back the one it trained with (in the run
+    directory); a new run takes it from the cache or trains it on the training split."""
+    from transformers import AutoTokenizer
+
+    from finetune.data.splits import cache_root
+    from finetune.storage import run_dir as rd
+
+    saved = out / rd.TOKENIZER_DIR
+    if resuming and (saved / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(saved)
+    t = cfg.model.tokenizer
+    settings = {"vocab_size": t.vocab_size, "kind": t.type, "min_frequency": t.min_frequency}
+    # Keyed on the texts themselves (a second read costs about a second for Multi30K): a moved or
+    # touched file reuses the entry, a changed row or column makes a new one.
+    digest = hashlib.sha256()
+    for text in task.corpus(train_ds):
+        digest.update(text.encode("utf-8") + b"\0")
+    fingerprint = digest.hexdigest()
+    return cached_tokenizer(lambda: task.corpus(train_ds), fingerprint=fingerprint, settings=settings,
+                            cache=cache_root(cfg.data), append_eos=encoder_decoder)

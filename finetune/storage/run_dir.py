@@ -17,6 +17,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 MODEL_DIR = "model"  # final model (full fine-tune) or adapter, with the tokenizer
 BEST_DIR = "best"  # best model by the chosen metric
+TOKENIZER_DIR = "tokenizer"  # the tokenizer learnt from the data (model.tokenizer.train)
 BEST_FILE = "best.json"  # in BEST_DIR: the metric, its value and the step
 CHECKPOINTS_DIR = "checkpoints"
 MARKER_FILE = ".finetune-run"  # JSON {format, run_id, created}: finetune made this directory

@@ -59,6 +59,11 @@ class Task:
         """Extra config fields for the model (num_labels, id2label...)."""
         return self.spec.model_kwargs()
 
+    def corpus(self, ds, rows_per_read: int = 1000):
+        """The split's texts, read in slices, for training a tokenizer on them."""
+        for start in range(0, len(ds), rows_per_read):
+            yield from self.spec.texts(ds[start : start + rows_per_read])
+
     def prepare_tokenizer(self, tokenizer) -> None:
         self.arch.prepare_tokenizer(tokenizer)
 

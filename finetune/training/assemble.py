@@ -53,8 +53,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.data.length_limits import check_lengths
     from finetune.model.activation_checkpointing import enable_activation_checkpointing
     from finetune.model.load import (
-        count_parameters, load_model, load_model_config, load_tokenizer,
+        count_parameters, load_model, load_model_config, load_tokenizer, with_fields,
     )
+    from finetune.model.tokenizer_training import model_fields, run_tokenizer
+    from finetune.storage.checkpoint import atomic_dir
     from finetune.model.shared_names import name_base_model
     from finetune.tasks import get_task
     from finetune.training.tracking import MetricsLog, check_trackers, make_trackers
@@ -65,12 +67,19 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     model_config = load_model_config(cfg.model)  # once: it picks the architecture and builds the model
     task = get_task(cfg, model_config)
     check_lengths(cfg, task.kind, model_config)
-    tokenizer = load_tokenizer(cfg.model)
-    task.prepare_tokenizer(tokenizer)
+    learnt = cfg.model.tokenizer.train
+    tokenizer = None if learnt else load_tokenizer(cfg.model)
+    if tokenizer is not None:
+        task.prepare_tokenizer(tokenizer)
     # Tokenize once: the main process fills the cache, the others then read it.
     with accelerator.main_process_first():
         splits = load_splits(cfg.data, cfg.training.seed, check=task.check_split)
         task.fit_to_data(splits)
+        if learnt:
+            encoder_decoder = bool(getattr(model_config, "is_encoder_decoder", False))
+            tokenizer = run_tokenizer(cfg, task, splits[cfg.data.train_split], out, resuming, encoder_decoder)
+            task.prepare_tokenizer(tokenizer)
+            model_config = with_fields(model_config, **model_fields(tokenizer, encoder_decoder))
         train_ds = task.encode(splits[cfg.data.train_split], cfg.data.train_split, tokenizer)
         eval_raw = splits[cfg.data.eval_split]
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
@@ -102,6 +111,9 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         ck.remove_partial(out, (rd.MODEL_DIR, rd.BEST_DIR))  # a write cut short by a kill or a full disk
         if not resuming:  # a resumed run's config is written once its checkpoint has loaded
             write_config(cfg, out)
+        if learnt and not resuming:
+            with atomic_dir(out / rd.TOKENIZER_DIR) as tmp:  # whole or absent, as a resume reads it
+                tokenizer.save_pretrained(tmp)
     accelerator.wait_for_everyone()
 
     train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds, model.config)

@@ -25,6 +25,11 @@ class ClassificationSpec:
     def columns(self) -> list[str]:
         return [self.data.text_column, self.data.text_pair_column, self.data.label_column]
 
+    def texts(self, batch: dict[str, list]) -> list[str]:
+        """What a tokenizer learnt from the data must read well: the text columns."""
+        columns = [c for c in (self.data.text_column, self.data.text_pair_column) if c]
+        return [t for c in columns for t in batch[c] if isinstance(t, str)]
+
     # ------------------------------------------------------------------ labels
     def check_split(self, ds, split: str) -> None:
         d = self.data

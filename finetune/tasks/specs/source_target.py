@@ -73,6 +73,10 @@ class SourceTargetSpec:
         return [[_as_text(r) for r in v] if isinstance(v, (list, tuple)) else [_as_text(v)]
                 for v in self.target_values(batch)]
 
+    def texts(self, batch: dict[str, list]) -> list[str]:
+        """What a tokenizer learnt from the data must read well: sources and targets."""
+        return self.sources(batch) + self.targets(batch)
+
     def targets(self, batch: dict[str, list]) -> list[str]:
         """The training target: the first reference (train splits hold one)."""
         return [refs[0] if refs else "" for refs in self.references(batch)]
