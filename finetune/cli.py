@@ -213,6 +213,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not _is_main_process():
         os.environ.setdefault("TQDM_DISABLE", "1")  # the libraries' loading bars, once not N times
+    if "datasets" in sys.modules:  # imported already (main() called in-process): the env var came too late
+        sys.modules["datasets"].disable_progress_bars()
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)
