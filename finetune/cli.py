@@ -54,7 +54,7 @@ def train(
     ),
 ) -> None:
     """Train a model as the config describes; writes the run directory."""
-    from finetune.configuration.config import default_output_dir, load_config
+    from finetune.configuration.loading import default_output_dir, load_config
     from finetune.model.hub_reach import offline_unless_reachable
     from finetune.training.loop import train as run_training
 
@@ -151,7 +151,7 @@ def env() -> None:
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
-    from finetune.configuration.config import default_output_dir, load_config
+    from finetune.configuration.loading import default_output_dir, load_config
 
     cfg = load_config(config, overrides or [])
     cfg.training.output_dir = cfg.training.output_dir or default_output_dir(config)
@@ -161,7 +161,7 @@ def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str
 @config_app.command("validate")
 def config_validate(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Check a config; prints `ok` or the first error (exit code 2)."""
-    from finetune.configuration.config import load_config
+    from finetune.configuration.loading import load_config
 
     load_config(config, overrides or [])
     typer.echo(f"{config}: ok")
@@ -181,7 +181,7 @@ def config_schema() -> None:
 def _load_run(run_dir: Path, overrides: list[str], checkpoint: str | None = None):
     from finetune.storage import run_dir as rd
     from finetune.configuration.checkpoint_flag import check_checkpoint_flag
-    from finetune.configuration.config import load_config
+    from finetune.configuration.loading import load_config
     from finetune.model.hub_reach import offline_unless_reachable
 
     run = rd.require_run(run_dir)

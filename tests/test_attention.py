@@ -14,7 +14,7 @@ def test_our_maps_equal_eager_attention(lora_run):
     import torch
 
     from finetune.views.attention import attention_probs
-    from finetune.configuration.config import load_config
+    from finetune.configuration.loading import load_config
     from finetune.storage.saved_model import load_run_model
 
     cfg = load_config(lora_run / "config.yaml", ["model.attn_implementation=eager"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_config
 
-from finetune.configuration.config import apply_override, load_config
+from finetune.configuration.loading import apply_override, load_config
 from finetune.errors import ConfigError
 
 MINIMAL = """

@@ -21,7 +21,8 @@ def test_config_reference_is_up_to_date():
 
 
 def test_every_field_is_documented_and_examples_validate():
-    from finetune.configuration.config import RunConfig, validate
+    from finetune.configuration.config import RunConfig
+    from finetune.configuration.loading import validate
 
     page = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
 

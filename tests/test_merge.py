@@ -14,7 +14,7 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from finetune.configuration.config import load_config
+    from finetune.configuration.loading import load_config
     from finetune.storage.saved_model import load_run_model
 
     out = tmp_path / "merged"

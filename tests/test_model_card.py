@@ -41,7 +41,7 @@ def test_no_secret_reaches_the_run_directory(lora_run):
 
 
 def test_credentials_in_names_are_masked():
-    from finetune.configuration.config import validate
+    from finetune.configuration.loading import validate
     from finetune.views.model_card import render
 
     cfg = validate({"task": "sentiment", "model": {"name_or_path": "https://user:pw@example.com/m"},

@@ -14,7 +14,7 @@ def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
     import torch
 
     from finetune.storage import saved_model
-    from finetune.configuration.config import load_config
+    from finetune.configuration.loading import load_config
     from finetune.tasks import get_task
 
     cfg = load_config(lora_run / "config.yaml")

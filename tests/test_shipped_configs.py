@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.configuration.config import load_config
+from finetune.configuration.loading import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
