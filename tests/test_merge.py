@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from conftest import run_cli, write_config
+from conftest import run_cli
 
 TEXTS = ["Great value, would buy again.", "The lid cracked on the first day.", "ok"]
 
