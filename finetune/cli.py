@@ -68,19 +68,48 @@ def train(
 
 @app.command("eval")
 def eval_command(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    run_dir: Optional[str] = typer.Argument(
+        None, help="A run directory written by `finetune train` (or, with --model, the first override).",
+        show_default=False),
+    overrides: Optional[List[str]] = OVERRIDES,
     split: Optional[str] = typer.Option(None, "--split", help="Split to score (default: data.eval_split)."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
-    overrides: Optional[List[str]] = OVERRIDES,
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Score this model as it is (Hub id or path; zero-shot baseline), with --config."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="With --model: the run's YAML file."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="With --model: where results go (default: runs/<config name>-zero-shot)."),
 ) -> None:
-    """Score a trained run on a split; writes eval_<split>.json and predictions_<split>.jsonl."""
+    """Score a trained run, or with --model an untrained one, on a split; writes
+    eval_<split>.json and predictions_<split>.jsonl (with --checkpoint: eval_<split>.<checkpoint>.json)."""
+    from finetune.configuration.loading import default_output_dir
+    from finetune.errors import ConfigError
+    from finetune.evaluation.score_run import evaluate_model, evaluate_run
     from finetune.storage import run_dir as rd
-    from finetune.evaluation.score_run import evaluate_run
 
-    run, cfg = _load_run(run_dir, overrides or [], checkpoint)
+    overrides = list(overrides or [])
+    if model is None:
+        if run_dir is None or config is not None or output is not None:
+            raise ConfigError("eval: give a run directory (finetune eval RUN_DIR), or --model with --config "
+                              "to score a model that was not trained here")
+        run, cfg = _load_run(Path(run_dir), overrides, checkpoint)
+        name = split or cfg.data.eval_split
+        metrics = evaluate_run(run, cfg, name, checkpoint)
+        _print_result(f"wrote {run / rd.eval_file(name, checkpoint)}", metrics)
+        return
+    if run_dir is not None:  # `eval --model M --config C a.b=1`: the first override lands here
+        if "=" not in run_dir:
+            raise ConfigError(f"eval: '{run_dir}' is a run directory, and --model scores a model without "
+                              "one; give one or the other")
+        overrides.insert(0, run_dir)
+    if config is None or checkpoint is not None:
+        raise ConfigError("eval --model: give --config with the run's YAML file (data, task, decoding); "
+                          "--checkpoint only applies to a run directory")
+    cfg = _load_model_config(config, overrides + [f"model.name_or_path={model}"])
+    out = output or Path(default_output_dir(config) + "-zero-shot")
     name = split or cfg.data.eval_split
-    metrics = evaluate_run(run, cfg, name, checkpoint)
-    _print_result(f"wrote {run / rd.eval_file(name)}", metrics)
+    metrics = evaluate_model(cfg, name, out)
+    _print_result(f"wrote {out / rd.eval_file(name)}", metrics)
 
 
 @app.command()
@@ -189,6 +218,15 @@ def _load_run(run_dir: Path, overrides: list[str], checkpoint: str | None = None
     cfg = load_config(run / rd.CONFIG_FILE, overrides)
     offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
     return run, cfg
+
+
+def _load_model_config(config: Path, overrides: list[str]):
+    from finetune.configuration.loading import load_config
+    from finetune.model.hub_reach import offline_unless_reachable
+
+    cfg = load_config(config, overrides)
+    offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
+    return cfg
 
 
 def _is_main_process() -> bool:

@@ -220,6 +220,10 @@ class EvalSection(Section):
     generation: GenerationSection = Field(default_factory=GenerationSection)
     best_metric: str | None = Field(None, description="Metric that picks the best checkpoint.")
     greater_is_better: bool = True
+    max_samples_during_training: int | None = Field(
+        None, gt=0, description="Score evaluations during training on this many rows of the eval "
+        "split (a seeded sample; they also pick the best model); the final evaluation scores it whole.",
+    )
 
 
 class RunConfig(Section):

@@ -71,7 +71,11 @@ def load_splits(data: DataSection, seed: int, *, need_train: bool = True, check:
 
 
 def load_split(data: DataSection, split: str, check: SplitCheck | None = None):
-    """One named split (for `finetune eval --split`)."""
+    """One named split (for `finetune eval --split`), read alone: the other splits' files are not
+    opened. `data.max_eval_samples` caps only `data.eval_split`, as it did in training; another
+    split is scored whole. Returns the rows and a line saying which were kept."""
+    if data.files and split in data.files:
+        data = data.model_copy(update={"files": {split: data.files[split]}})
     raw = _read(data)
     if split not in raw:
         raise DataError(_missing_split_message(data, split, dict(raw)))
@@ -80,9 +84,11 @@ def load_split(data: DataSection, split: str, check: SplitCheck | None = None):
         raise DataError(f"{source_name(data, split)}: split '{split}' is empty; it needs at least one row")
     if check:
         check(ds, split)
-    if data.max_eval_samples:
-        ds = ds.select(range(min(data.max_eval_samples, len(ds))))
-    return ds
+    total = len(ds)
+    if split == data.eval_split and data.max_eval_samples and data.max_eval_samples < total:
+        ds = ds.select(range(data.max_eval_samples))
+        return ds, f"the first {len(ds)} of {total} rows (data.max_eval_samples)"
+    return ds, f"all {total} rows"
 
 
 def require_columns(ds, columns: list[str], data: DataSection, split: str, role: str = "") -> None:

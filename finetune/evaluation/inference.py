@@ -8,18 +8,22 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 
-def run_batches(model, loader, per_batch: Callable[[Any, Any], list], *, gather=None, device=None) -> list:
+def run_batches(model, loader, per_batch: Callable[[Any, Any], list], *, gather=None, device=None,
+                progress: str | None = None) -> list:
     """`per_batch(model, batch)` on every batch, in eval mode and without gradients; its rows
     concatenated. `gather` joins one batch's rows across processes (dropping the duplicates a
-    distributed sampler pads the last shard with); `device` moves batches a plain loader yields."""
+    distributed sampler pads the last shard with); `device` moves batches a plain loader yields.
+    `progress`: the label of a progress bar, shown on a terminal only (a log file gets no bar)."""
     import torch
     from accelerate.utils import send_to_device
+    from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
     rows: list = []
+    batches = tqdm(loader, desc=progress, leave=False, disable=None) if progress else loader
     with torch.no_grad():
-        for batch in loader:
+        for batch in batches:
             if device is not None:
                 batch = send_to_device(batch, device)
             found = per_batch(model, batch)
@@ -42,18 +46,23 @@ class EvalLoaders:
         return EvalLoaders(accelerator.prepare(self.scored), prompts)
 
 
-def evaluate(task, model, loaders: EvalLoaders, raw, accelerator, tokenizer) -> tuple[dict, list[dict]]:
+def evaluate(task, model, loaders: EvalLoaders, raw, accelerator, tokenizer,
+             progress: bool = False) -> tuple[dict, list[dict]]:
     """Metrics on one split and one prediction record per example (complete on every process)."""
 
     def gather(rows):
         return accelerator.gather_for_metrics(rows, use_gather_object=True)
 
-    scored = run_batches(model, loaders.scored, task.scored_batch, gather=gather)
+    def label(text):
+        return text if progress and accelerator.is_local_main_process else None
+
+    scored = run_batches(model, loaders.scored, task.scored_batch, gather=gather, progress=label("Scoring"))
     answered = []
     if loaders.prompts is not None:
         plain = accelerator.unwrap_model(model)  # generate() is not on the DDP wrapper
         answered = run_batches(
-            plain, loaders.prompts, lambda m, b: task.answer_batch(m, b, tokenizer), gather=gather
+            plain, loaders.prompts, lambda m, b: task.answer_batch(m, b, tokenizer), gather=gather,
+            progress=label("Generating"),
         )
     return task.score(scored, answered, raw)
 

@@ -1,21 +1,22 @@
-"""`finetune eval`: reload a finished run and score it on a split."""
+"""`finetune eval`: score a finished run (its final model, `best`, or a checkpoint) on a split,
+or score a model that was never trained here (`--model`: the zero-shot baseline)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from finetune.storage import run_dir as rd
 from finetune.configuration.config import RunConfig
+from finetune.errors import ConfigError
+from finetune.storage import run_dir as rd
 
 
 def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None = None) -> dict:
-    from finetune.training.assemble import make_accelerator, make_eval_loader
-    from finetune.data.splits import load_split
-    from finetune.evaluation.inference import EvalLoaders, evaluate, make_generation_loader
-    from finetune.data.length_limits import check_lengths
-    from finetune.storage.saved_model import load_run_model
+    """Results go to eval_<split>[.<checkpoint>].json: a checkpoint never overwrites the final
+    model's; the file says which weights and which rows it scored."""
     from finetune.storage.run_lock import RunLock
+    from finetune.storage.saved_model import load_run_model
+    from finetune.training.assemble import make_accelerator
 
     # eval writes into the run directory too: like a second `train`, it is refused (naming the
     # PID) while a training process holds the run, rather than racing it for eval_*.json.
@@ -23,24 +24,75 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
         lock.acquire(run)
         accelerator = make_accelerator(cfg)
         task, tokenizer, model = load_run_model(run, cfg, checkpoint)
-        check_lengths(cfg, task.kind, model.config)  # overrides may have raised a length
-        raw = load_split(cfg.data, split, check=task.check_split)
-        with accelerator.main_process_first():
-            encoded = task.encode(raw, split, tokenizer)
-        loaders = EvalLoaders(
-            make_eval_loader(cfg, task, tokenizer, encoded, model.config),
-            make_generation_loader(task, tokenizer, raw, model.config),
-        ).prepared(accelerator)
-        model = accelerator.prepare(model)
-        metrics, records = evaluate(task, model, loaders, raw, accelerator, tokenizer)
+        weights = rd.model_dir(run, checkpoint).relative_to(run).as_posix()
+        metrics, records = score_split(cfg, task, tokenizer, model, split, accelerator, weights)
         if accelerator.is_main_process:
-            write_results(run, split, metrics, records)
-            task.write_figures(run, split, records)
+            write_results(run, split, metrics, records, checkpoint)
+            task.write_figures(run, split, records, checkpoint)
     return metrics
 
 
-def write_results(run: Path, split: str, metrics: dict, records: list[dict]) -> None:
-    (run / rd.eval_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with open(run / rd.predictions_file(split), "w", encoding="utf-8") as handle:
+def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
+    """The model `cfg.model` names, as it is (pretrained, or untrained with `init: scratch`):
+    what fine-tuning starts from. Results and predictions go to `out`."""
+    from accelerate.utils import set_seed
+
+    from finetune.data.splits import load_splits
+    from finetune.model.load import load_model, load_model_config, load_tokenizer
+    from finetune.storage.run_lock import RunLock
+    from finetune.tasks import get_task
+    from finetune.training.assemble import make_accelerator
+
+    if cfg.model.tokenizer.train:
+        raise ConfigError("eval --model: model.tokenizer.train learns a vocabulary in training; "
+                          "score such a model after `finetune train`, or drop the key")
+    with RunLock() as lock:
+        accelerator = make_accelerator(cfg)
+        set_seed(cfg.training.seed)  # a new classification head starts from the run's seed
+        model_config = load_model_config(cfg.model)
+        task = get_task(cfg, model_config)
+        tokenizer = load_tokenizer(cfg.model)
+        task.prepare_tokenizer(tokenizer)
+        # A classifier's label set comes from the training split, as in training.
+        task.fit_to_data(load_splits(cfg.data, cfg.training.seed, need_train=not task.generates,
+                                     check=task.check_split))
+        model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
+        if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        if accelerator.is_main_process:
+            rd.claim_results_dir(out, lock)
+        weights = f"{cfg.model.name_or_path} ({'untrained' if cfg.model.init == 'scratch' else 'as released'})"
+        metrics, records = score_split(cfg, task, tokenizer, model, split, accelerator, weights)
+        if accelerator.is_main_process:
+            (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+            write_results(out, split, metrics, records)
+            task.write_figures(out, split, records)
+    return metrics
+
+
+def score_split(cfg: RunConfig, task, tokenizer, model, split: str, accelerator, weights: str):
+    """Metrics and prediction records of `model` on one split, batched as training evaluates."""
+    from finetune.data.length_limits import check_lengths
+    from finetune.data.splits import load_split
+    from finetune.evaluation.inference import EvalLoaders, evaluate, make_generation_loader
+    from finetune.training.assemble import make_eval_loader
+
+    check_lengths(cfg, task.kind, model.config)  # overrides may have raised a length
+    raw, rows = load_split(cfg.data, split, check=task.check_split)
+    accelerator.print(f"scoring {weights} on split '{split}': {rows}")
+    with accelerator.main_process_first():
+        encoded = task.encode(raw, split, tokenizer)
+    loaders = EvalLoaders(
+        make_eval_loader(cfg, task, tokenizer, encoded, model.config),
+        make_generation_loader(task, tokenizer, raw, model.config),
+    ).prepared(accelerator)
+    model = accelerator.prepare(model)
+    metrics, records = evaluate(task, model, loaders, raw, accelerator, tokenizer, progress=True)
+    return {**metrics, "split": split, "rows": rows, "weights": weights}, records
+
+
+def write_results(run: Path, split: str, metrics: dict, records: list[dict], weights: str | None = None) -> None:
+    (run / rd.eval_file(split, weights)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with open(run / rd.predictions_file(split, weights), "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -49,16 +49,22 @@ TMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
 
 
-def eval_file(split: str) -> str:
-    return f"eval_{split}.json"
+def eval_file(split: str, weights: str | None = None) -> str:
+    """`weights`: None for the final model; `best` or a checkpoint name keeps its own files, so
+    scoring a checkpoint never overwrites the final model's results."""
+    return f"eval_{split}{_of(weights)}.json"
 
 
-def predictions_file(split: str) -> str:
-    return f"predictions_{split}.jsonl"
+def predictions_file(split: str, weights: str | None = None) -> str:
+    return f"predictions_{split}{_of(weights)}.jsonl"
 
 
-def confusion_file(split: str) -> str:
-    return f"confusion_{split}.png"
+def confusion_file(split: str, weights: str | None = None) -> str:
+    return f"confusion_{split}{_of(weights)}.png"
+
+
+def _of(weights: str | None) -> str:
+    return f".{Path(weights).name}" if weights else ""
 
 
 def attention_file(layer: int, head: int) -> str:
@@ -165,6 +171,23 @@ def start(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path]], lock)
     if overwrite:
         clear(path)
     write_marker(path)
+
+
+def claim_results_dir(path: Path, lock) -> None:
+    """A directory for results without a training run (`finetune eval --model`): new, empty, or
+    one finetune made; locked, and marked as ours."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--output '{path}': is a file, not a directory; choose another path")
+    entries = _contents(path)
+    if entries and not is_marked(path):
+        raise RunDirError(
+            f"--output '{path}' is not empty and was not created by finetune (it holds "
+            f"{', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}); choose an empty or new directory"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    lock.acquire(path)
+    if not is_marked(path):
+        write_marker(path)
 
 
 def clear(path: Path) -> None:

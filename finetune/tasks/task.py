@@ -104,6 +104,6 @@ class Task:
         """One JSON-ready answer per input text, for `finetune predict`."""
         return self.spec.answers(texts, rows)
 
-    def write_figures(self, run_dir: Path, split: str, records: list[dict]) -> list[Path]:
+    def write_figures(self, run_dir: Path, split: str, records: list[dict], weights: str | None = None) -> list[Path]:
         """Pictures of an evaluation (confusion matrix...) next to eval_<split>.json."""
-        return self.spec.write_figures(run_dir, split, records)
+        return self.spec.write_figures(run_dir, split, records, weights)

@@ -40,6 +40,8 @@ class Run:
     last_eval: tuple[dict, list] = ({}, [])  # metrics and prediction records of the latest eval
     data_sha256: dict = field(default_factory=dict)  # of the data files, recorded in checkpoints
     prompt_loader: Any = None  # the eval split's prompts, for tasks that generate
+    # (loaders, rows) of the whole eval split when evaluations during training score a sample of it
+    final_eval: Any = None
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
@@ -47,7 +49,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
 
     from finetune.model.attn_kernel import check_trainable
     from finetune.data.splits import load_splits
-    from finetune.evaluation.inference import make_generation_loader
+    from finetune.evaluation.inference import EvalLoaders, make_generation_loader
     from finetune.data.long_inputs import fix_bigbird_attention
     from finetune.model.lora import wrap_with_lora
     from finetune.data.length_limits import check_lengths
@@ -83,6 +85,11 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         train_ds = task.encode(splits[cfg.data.train_split], cfg.data.train_split, tokenizer)
         eval_raw = splits[cfg.data.eval_split]
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
+    whole_raw, whole_ds = eval_raw, eval_ds
+    sample = cfg.eval.max_samples_during_training
+    if sample and sample < len(eval_raw):  # the same seeded permutation of both: rows stay paired
+        eval_raw = eval_raw.shuffle(seed=cfg.training.seed).select(range(sample))
+        eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
 
     model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
     name_base_model(model, cfg.model.name_or_path, out)
@@ -125,6 +132,11 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     )
     if prompt_loader is not None:
         prompt_loader = accelerator.prepare(prompt_loader)
+    final_eval = None
+    if eval_raw is not whole_raw:
+        final_eval = (EvalLoaders(make_eval_loader(cfg, task, tokenizer, whole_ds, model.config),
+                                  make_generation_loader(task, tokenizer, whole_raw, model.config)
+                                  ).prepared(accelerator), whole_raw)
     accum = cfg.training.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(train_loader) / accum))
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
@@ -137,6 +149,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
+        final_eval=final_eval,
     )
 
 

@@ -190,6 +190,9 @@ class _Steps:
         if pos.last_eval_step != pos.step or not run.last_eval[0]:
             # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
             self.metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
+        if run.final_eval is not None:  # the evaluations so far scored a sample: report the whole split
+            self.metrics = evaluate(run, pos.step, _epoch(run, pos.step), label="final, whole split",
+                                    track_best=False, whole=True)
         return self.metrics
 
 
@@ -228,19 +231,23 @@ def _epoch(run: Run, step: int) -> float:
 # ----------------------------------------------------------------------------- evaluate / save
 
 
-def evaluate(
-    run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True
-) -> dict:
+def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True,
+             whole: bool = False) -> dict:
+    """Score the eval split (or, with eval.max_samples_during_training, its sample; `whole`: the
+    whole split), log it, and keep the model if it is the best so far."""
     from finetune.evaluation.inference import EvalLoaders
     from finetune.evaluation.inference import evaluate as evaluate_split
 
     started = time.perf_counter()
-    loaders = EvalLoaders(run.eval_loader, run.prompt_loader)
-    metrics, records = evaluate_split(run.task, run.model, loaders, run.eval_raw, run.accelerator, run.tokenizer)
+    loaders, raw = run.final_eval if whole else (EvalLoaders(run.eval_loader, run.prompt_loader), run.eval_raw)
+    metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
+                                      progress=True)
     metrics["eval_seconds"] = time.perf_counter() - started
     run.last_eval = (metrics, records)
     if log:
-        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch, **metrics})
+        rows = {"rows": "whole" if whole else "sample"} if run.final_eval is not None else {}
+        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
+                       **rows, **metrics})
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
     run.accelerator.print(f"eval {label or f'step {step}'}: {shown}")
     if track_best:

@@ -152,11 +152,11 @@ class ClassificationSpec:
             })
         return answers
 
-    def write_figures(self, run_dir, split: str, records: list[dict]):
+    def write_figures(self, run_dir, split: str, records: list[dict], weights: str | None = None):
         from finetune.storage import run_dir as rd
         from finetune.views.plots import confusion_matrix_png
 
-        return [confusion_matrix_png(records, self.label_names, run_dir / rd.confusion_file(split))]
+        return [confusion_matrix_png(records, self.label_names, run_dir / rd.confusion_file(split, weights))]
 
     def _where(self, split: str) -> str:
         if self.data.files:

@@ -119,7 +119,7 @@ class SourceTargetSpec:
         """`finetune predict`: the generated text for each input."""
         return [{"source": t, "generated": r["generated"]} for t, r in zip(texts, rows)]
 
-    def write_figures(self, run_dir, split: str, records: list[dict]):
+    def write_figures(self, run_dir, split: str, records: list[dict], weights: str | None = None):
         return []
 
 

@@ -1,0 +1,28 @@
+"""The training loop's evaluation schedule: with eval.max_samples_during_training the
+evaluations during training score a seeded sample (and pick the best model from it), the final
+one scores the whole split, which is what eval_<split>.json reports."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import main_in_process, sentiment_yaml, write_config
+
+
+def test_evaluations_score_a_sample_and_the_end_the_whole_split(tmp_path, tiny_bert, sentiment_files,
+                                                                 capsys, monkeypatch):
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
+training: {{output_dir: {run}, max_steps: 6, batch_size: 16, lr: 5.0e-3, log_every: 3, eval_every: 3}}
+eval: {{max_samples_during_training: 40, best_metric: accuracy}}
+""")
+    code, _, err = main_in_process(["train", "--config", str(cfg)], capsys, monkeypatch)
+    assert code == 0, err
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["type"] == "eval"]
+    assert [(r["step"], r["rows"], r["samples"]) for r in evals] == [
+        (3, "sample", 40), (6, "sample", 40), (6, "whole", 120)]
+    final = json.loads((run / "eval_validation.json").read_text())
+    assert final["samples"] == 120 and final["accuracy"] == evals[-1]["accuracy"]
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert best["value"] == max(r["accuracy"] for r in evals[:2])  # chosen on the sample only
