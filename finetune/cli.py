@@ -251,8 +251,13 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not _is_main_process():
         os.environ.setdefault("TQDM_DISABLE", "1")  # the libraries' loading bars, once not N times
-    if "datasets" in sys.modules:  # imported already (main() called in-process): the env var came too late
+    # Libraries imported already (main() called in-process) read the variables above too late.
+    if "datasets" in sys.modules:
         sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)

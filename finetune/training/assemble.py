@@ -42,6 +42,7 @@ class Run:
     prompt_loader: Any = None  # the eval split's prompts, for tasks that generate
     # (loaders, rows) of the whole eval split when evaluations during training score a sample of it
     final_eval: Any = None
+    progress: Any = None  # the loop's bar or log lines (training/progress.py), while it runs
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:

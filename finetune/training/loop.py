@@ -81,14 +81,13 @@ class _Steps:
 
     def __init__(self, run: Run, pos: Position):
         import torch
-        from tqdm.auto import tqdm
 
         from finetune.training.divergence import DivergenceGuard
+        from finetune.training.progress import Progress
 
         self.run, self.pos, self.cfg = run, pos, run.cfg.training
         acc = run.accelerator
-        self.bar = tqdm(total=run.total_steps, initial=pos.step, disable=not acc.is_local_main_process,
-                        desc="Training")
+        self.progress = run.progress = Progress(run.total_steps, pos.step, acc.is_main_process)
         self.window = Throughput(acc)
         self.loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
         self.guard = DivergenceGuard(
@@ -103,7 +102,7 @@ class _Steps:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.close()
+        self.progress.close()
 
     def finished(self, stop) -> bool:
         return self.pos.step >= self.run.total_steps or stop.requested
@@ -131,7 +130,7 @@ class _Steps:
         if not acc.optimizer_step_was_skipped:
             run.scheduler.step()
         pos.step += 1
-        self.bar.update(1)
+        self.progress.step()
         return True
 
     def log(self) -> None:
@@ -144,16 +143,17 @@ class _Steps:
         if self.guard.skipped:
             record["skipped_nonfinite"], self.guard.skipped = self.guard.skipped, 0
         run.log.write(record)
-        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
-                             samples_s=f"{record['samples_per_s']:.1f}")
+        self.progress.logged(record)
         self.loss_sum.zero_()
         pos.loss_count = 0
 
     def evaluate(self, epoch: float) -> None:
         self.guard.check_before_save()  # an evaluation may save the best model
-        self.window.pause()  # evaluation time is not training time: keep it out of samples/s
+        self.window.pause()  # evaluation time is not training time: keep it out of samples/s and ETA
+        self.progress.pause()
         self.metrics = evaluate(self.run, self.pos.step, epoch)
         self.window.resume()
+        self.progress.resume()
         self.pos.last_eval_step = self.pos.step
 
     def checkpoint(self) -> None:
@@ -249,7 +249,11 @@ def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: boo
         run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
                        **rows, **metrics})
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
-    run.accelerator.print(f"eval {label or f'step {step}'}: {shown}")
+    line = f"eval {label or f'step {step}'}: {shown}"
+    if run.progress:
+        run.progress.say(line)  # above the bar on a terminal
+    else:
+        run.accelerator.print(line)
     if track_best:
         _keep_best(run, metrics, step)
     return metrics
