@@ -33,10 +33,20 @@ app.add_typer(config_app, name="config")
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. training.lr=3e-5 lora.r=16", show_default=False)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from finetune import __version__
+
+        typer.echo(f"finetune {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the libraries' own log messages."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     if not verbose:
         _quiet_libraries()
@@ -170,11 +180,11 @@ def attention(
 
 
 @app.command()
-def env() -> None:
+def env(as_json: bool = typer.Option(False, "--json", help="One JSON object, for scripts.")) -> None:
     """Print versions, devices and the Accelerate setup, to paste into a bug report."""
     from finetune.envinfo import format_report, report
 
-    typer.echo(format_report(report()))
+    typer.echo(json.dumps(report(), indent=2) if as_json else format_report(report()))
 
 
 @config_app.command("show")

@@ -167,3 +167,15 @@ def test_bounds_leave_real_runs_alone(tmp_path):
 def test_label_names_must_be_distinct(tmp_path):
     with pytest.raises(ConfigError, match=r"data.label_names: 'neg' is listed twice"):
         _load(tmp_path, MINIMAL, ["data.label_names=[neg, pos, neg]"])
+
+
+def test_the_schema_names_its_dialect_and_itself(tmp_path):
+    """Editors (VS Code's YAML extension) need `$schema` and `$id`; the schema still describes
+    every section, with the documented bounds."""
+    from finetune.configuration.config import schema
+
+    found = schema()
+    assert found["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert found["$id"].startswith("urn:finetune:")
+    assert set(found["properties"]) == {"task", "model", "data", "lora", "training", "eval"}
+    assert found["$defs"]["TrainingSection"]["properties"]["batch_size"]["maximum"] == 65536

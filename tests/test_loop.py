@@ -24,5 +24,8 @@ eval: {{max_samples_during_training: 40, best_metric: accuracy}}
         (3, "sample", 40), (6, "sample", 40), (6, "whole", 120)]
     final = json.loads((run / "eval_validation.json").read_text())
     assert final["samples"] == 120 and final["accuracy"] == evals[-1]["accuracy"]
+    # Every log line carries the gradient norm before clipping (training.max_grad_norm: 1.0).
+    norms = [r["grad_norm"] for r in records if r["type"] == "train"]
+    assert len(norms) == 2 and all(0 < n < float("inf") for n in norms)
     best = json.loads((run / "best" / "best.json").read_text())
     assert best["value"] == max(r["accuracy"] for r in evals[:2])  # chosen on the sample only

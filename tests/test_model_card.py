@@ -48,3 +48,10 @@ def test_credentials_in_names_are_masked():
                     "data": {"dataset": "org/data"}}, source="test")
     card = render(cfg, "AutoModelForSequenceClassification", {"accuracy": 0.5}, 60.0, 10, Path("r"))
     assert "user:pw" not in card and _front_matter(card)["datasets"] == ["org/data"]
+
+
+def test_the_card_and_config_record_the_global_batch(lora_run):
+    card = (lora_run / "README.md").read_text()
+    assert "| processes | 1 |" in card and "| global batch size | 16 |" in card
+    head = (lora_run / "config.yaml").read_text().splitlines()[0]
+    assert head == "# 1 process(es) x batch_size 16 x gradient_accumulation_steps 1 = global batch 16"

@@ -173,7 +173,8 @@ def test_signal_finishes_the_step_saves_and_says_how_to_resume(
     else:  # a checkpoint (here a LoRA adapter) loads for evaluation like a finished model
         result = run_cli("eval", str(run), "--checkpoint", saved[0].name)
         assert result.returncode == 0, result.stderr
-        assert json.loads((run / "eval_validation.json").read_text())["samples"] == 24
+        scored = json.loads((run / f"eval_validation.{saved[0].name}.json").read_text())
+        assert scored["samples"] == 24 and scored["weights"] == f"checkpoints/{saved[0].name}"
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_bert, sentiment_files):

@@ -118,7 +118,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
             rd.start(out, overwrite, inputs, lock)
         ck.remove_partial(out, (rd.MODEL_DIR, rd.BEST_DIR))  # a write cut short by a kill or a full disk
         if not resuming:  # a resumed run's config is written once its checkpoint has loaded
-            write_config(cfg, out)
+            write_config(cfg, out, accelerator.num_processes)
         if learnt and not resuming:
             with atomic_dir(out / rd.TOKENIZER_DIR) as tmp:  # whole or absent, as a resume reads it
                 tokenizer.save_pretrained(tmp)
@@ -188,8 +188,12 @@ def _multi_cpu() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
-def write_config(cfg: RunConfig, out: Path) -> None:
-    (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+def write_config(cfg: RunConfig, out: Path, processes: int) -> None:
+    """The resolved config, headed by what it does not hold: how many processes ran it."""
+    t = cfg.training
+    head = (f"# {processes} process(es) x batch_size {t.batch_size} x gradient_accumulation_steps "
+            f"{t.gradient_accumulation_steps} = global batch {t.batch_size * t.gradient_accumulation_steps * processes}\n")
+    (out / rd.CONFIG_FILE).write_text(head + cfg.to_yaml(), encoding="utf-8")
 
 
 def _train_loader(cfg: RunConfig, task, tokenizer, ds, model_config):

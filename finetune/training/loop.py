@@ -97,6 +97,7 @@ class _Steps:
         self.poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
         self.saved_step = pos.step if pos.step else -1
         self.metrics: dict[str, float] = {}
+        self.grad_norm = None  # before clipping, at the last optimizer step (read at log steps only)
 
     def __enter__(self) -> "_Steps":
         return self
@@ -120,7 +121,7 @@ class _Steps:
                 self.loss_sum += loss.detach().float()
                 pos.loss_count += 1
             if acc.sync_gradients and self.cfg.max_grad_norm:
-                acc.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
+                self.grad_norm = acc.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
             run.optimizer.step()
             run.optimizer.zero_grad(set_to_none=True)
         self.guard.observe(loss, pos.step + 1)
@@ -140,6 +141,8 @@ class _Steps:
         loss = (total / pos.loss_count).item() if pos.loss_count else float("nan")
         record = {"type": "train", "step": pos.step, "epoch": _epoch(run, pos.step), "loss": loss,
                   "lr": run.scheduler.get_last_lr()[0], **self.window.rates()}
+        if self.grad_norm is not None:
+            record["grad_norm"] = float(self.grad_norm)
         if self.guard.skipped:
             record["skipped_nonfinite"], self.guard.skipped = self.guard.skipped, 0
         run.log.write(record)
@@ -283,6 +286,7 @@ def save_final(run: Run) -> None:
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
-                         seconds=time.time() - run.log.start, steps=run.total_steps)
+                         seconds=time.time() - run.log.start, steps=run.total_steps,
+                         processes=run.accelerator.num_processes)
     run.log.close()
     run.accelerator.end_training()

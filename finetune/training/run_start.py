@@ -61,7 +61,7 @@ def continue_from(run, start: Start) -> Position:
     if run.accelerator.is_main_process:
         for line in ck.move_aside(start.damaged, start.checkpoint):
             print(line, file=sys.stderr)
-        write_config(run.cfg, run.out)  # with the settings changed on resume (lr, max_steps...)
+        write_config(run.cfg, run.out, run.accelerator.num_processes)  # with the settings changed on resume (lr, max_steps...)
         ck.drop_newer(run.out, pos.step)
     run.accelerator.print(
         f"resuming from {start.checkpoint} (step {pos.step}, epoch {pos.epoch}, "

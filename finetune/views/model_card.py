@@ -29,7 +29,8 @@ def _mask(text: str) -> str:
     return text
 
 
-def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int, run: Path) -> str:
+def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int, run: Path,
+           processes: int = 1) -> str:
     lora = cfg.lora.enabled
     name = run.resolve().name
     base = _mask(shared_name(cfg.model.name_or_path, run))
@@ -55,7 +56,8 @@ def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps
     }
     t, lo = cfg.training, cfg.lora
     rows = [("task", cfg.task), ("optimizer steps", steps), ("batch size (per process)", t.batch_size),
-            ("gradient accumulation", t.gradient_accumulation_steps), ("learning rate", t.lr),
+            ("gradient accumulation", t.gradient_accumulation_steps), ("processes", processes),
+            ("global batch size", global_batch(cfg, processes)), ("learning rate", t.lr),
             ("scheduler", f"{t.scheduler}, warmup {t.warmup_ratio}"), ("weight decay", t.weight_decay),
             ("max grad norm", t.max_grad_norm), ("mixed precision", t.mixed_precision), ("seed", t.seed),
             ("max length", cfg.data.max_length)]
@@ -122,8 +124,14 @@ pipe = pipeline("{pipeline_tag}", model="{rd.MODEL_DIR}")
 ```"""
 
 
-def write_model_card(run: Path, cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int) -> None:
-    card = render(cfg, auto_class, metrics, seconds, steps, run)
+def global_batch(cfg: RunConfig, processes: int) -> int:
+    """Examples per optimizer step, over all processes."""
+    return cfg.training.batch_size * cfg.training.gradient_accumulation_steps * processes
+
+
+def write_model_card(run: Path, cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int,
+                     processes: int = 1) -> None:
+    card = render(cfg, auto_class, metrics, seconds, steps, run, processes)
     (run / rd.CARD_FILE).write_text(card, encoding="utf-8")
     if (run / rd.MODEL_DIR).is_dir():  # the directory one would upload to the Hub
         (run / rd.MODEL_DIR / rd.CARD_FILE).write_text(card, encoding="utf-8")
