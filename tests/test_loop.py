@@ -29,3 +29,27 @@ eval: {{max_samples_during_training: 40, best_metric: accuracy}}
     assert len(norms) == 2 and all(0 < n < float("inf") for n in norms)
     best = json.loads((run / "best" / "best.json").read_text())
     assert best["value"] == max(r["accuracy"] for r in evals[:2])  # chosen on the sample only
+
+
+def test_early_stopping_ends_the_run_keeps_the_best_and_says_why(tmp_path, tiny_bert, sentiment_files,
+                                                                capsys, monkeypatch):
+    run = tmp_path / "run"
+    # A learning rate too small to change any prediction: the accuracy never improves.
+    cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
+training: {{output_dir: {run}, max_steps: 20, batch_size: 16, lr: 1.0e-12, log_every: 2, eval_every: 2,
+           save_every: 2, early_stopping_patience: 2}}
+eval: {{best_metric: accuracy}}
+""")
+    code, out, err = main_in_process(["train", "--config", str(cfg)], capsys, monkeypatch)
+    assert code == 0, err
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "eval"] == [2, 4, 6]
+    assert max(r["step"] for r in records if r["type"] == "train") == 6
+    stop = [r for r in records if r["type"] == "early_stop"]
+    assert len(stop) == 1 and "did not improve" in stop[0]["reason"] and stop[0]["reason"] in out
+    assert "early stopping" in (run / "README.md").read_text()
+    assert json.loads((run / "best" / "best.json").read_text())["step"] == 2
+    assert (run / "model").is_dir() and (run / "eval_validation.json").is_file()
+    # The count travels with the checkpoint, so a resumed run stops where this one did.
+    state = json.loads((run / "checkpoints" / "step-000006" / "train_state.json").read_text())
+    assert state["evals_without_improvement"] == 2

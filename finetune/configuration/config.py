@@ -194,6 +194,13 @@ class TrainingSection(Section):
         None, gt=0, description="Optimizer steps between resumable checkpoints (checkpoints/step-N)."
     )
     keep_checkpoints: int = Field(2, gt=0, description="Newest checkpoints kept (plus the best one).")
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="Stop after this many evaluations in a row without an improvement of "
+        "eval.best_metric (the best model is kept); null: never stop early.",
+    )
+    early_stopping_threshold: float = Field(
+        0.0, ge=0, description="An improvement smaller than this does not reset the patience.",
+    )
     on_nan: Literal["stop", "skip"] = Field(
         "stop", description="A NaN/inf loss stops the run (`stop`) or its batch is dropped (`skip`; "
         "a whole log window of bad batches in a row, at least 8, still stops it)."

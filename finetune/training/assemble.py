@@ -43,6 +43,7 @@ class Run:
     # (loaders, rows) of the whole eval split when evaluations during training score a sample of it
     final_eval: Any = None
     progress: Any = None  # the loop's bar or log lines (training/progress.py), while it runs
+    stopped_early: str = ""  # why training.early_stopping_patience ended the run, if it did
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:

@@ -37,7 +37,7 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
         pos = continue_from(run, start) if start.checkpoint else Position()
         try:
             metrics = train_loop(run, pos)
-            save_final(run)
+            save_final(run, steps=pos.step)
         except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
             raise TrainingStopped(
                 f"interrupted at once (a save under way, if any, was abandoned; what was saved before "
@@ -106,7 +106,7 @@ class _Steps:
         self.progress.close()
 
     def finished(self, stop) -> bool:
-        return self.pos.step >= self.run.total_steps or stop.requested
+        return self.pos.step >= self.run.total_steps or stop.requested or bool(self.run.stopped_early)
 
     def train_on(self, batch) -> bool:
         """Forward and backward on one micro-batch; True when it completed an optimizer step."""
@@ -154,10 +154,28 @@ class _Steps:
         self.guard.check_before_save()  # an evaluation may save the best model
         self.window.pause()  # evaluation time is not training time: keep it out of samples/s and ETA
         self.progress.pause()
+        previous = self.run.best.get("value")
         self.metrics = evaluate(self.run, self.pos.step, epoch)
         self.window.resume()
         self.progress.resume()
         self.pos.last_eval_step = self.pos.step
+        self._count_patience(previous)
+
+    def _count_patience(self, previous: float | None) -> None:
+        """Early stopping: evaluations in a row whose best metric did not improve by the threshold."""
+        run, t = self.run, self.cfg
+        if not t.early_stopping_patience:
+            return
+        name = run.task.best_metric
+        gain = self.metrics[name] - previous if previous is not None else float("inf")
+        gain = gain if run.cfg.eval.greater_is_better else -gain
+        self.pos.evals_without_improvement = 0 if gain > t.early_stopping_threshold else self.pos.evals_without_improvement + 1
+        if self.pos.evals_without_improvement >= t.early_stopping_patience:
+            run.stopped_early = (f"stopped early at step {self.pos.step}: eval {name} did not improve by more than "
+                                 f"{t.early_stopping_threshold:g} in {t.early_stopping_patience} evaluations in a "
+                                 f"row (best {run.best.get('value', float('nan')):.4f} at step {run.best.get('step')})")
+            run.log.write({"type": "early_stop", "step": self.pos.step, "reason": run.stopped_early})
+            self.progress.say(run.stopped_early)
 
     def checkpoint(self) -> None:
         from finetune.training import train_state
@@ -278,7 +296,7 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
     saved_model.save(run, run.out / rd.BEST_DIR, _resume_hint(run, diverged=True), extra={rd.BEST_FILE: run.best})
 
 
-def save_final(run: Run) -> None:
+def save_final(run: Run, steps: int) -> None:
     from finetune.evaluation.score_run import write_results
     from finetune.views.model_card import write_model_card
 
@@ -286,7 +304,7 @@ def save_final(run: Run) -> None:
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
-                         seconds=time.time() - run.log.start, steps=run.total_steps,
-                         processes=run.accelerator.num_processes)
+                         seconds=time.time() - run.log.start, steps=steps,
+                         processes=run.accelerator.num_processes, stopped_early=run.stopped_early)
     run.log.close()
     run.accelerator.end_training()

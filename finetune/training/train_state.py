@@ -36,6 +36,7 @@ RESUMABLE_KEYS = (
     "training.output_dir", "training.save_every", "training.keep_checkpoints",
     "training.log_every", "training.eval_every", "training.eval_each_epoch",
     "training.eval_before_training", "training.report_to", "training.mmap_threshold_mb",
+    "training.early_stopping_patience", "training.early_stopping_threshold",
     "eval", "data.max_eval_samples", "data.cache_dir", "model.token",
     "data.files",  # may move: the files are compared by content (train_state.json data_sha256)
 )
@@ -50,6 +51,7 @@ class Position:
     loss_count: int = 0
     last_eval_step: int = -1
     best: dict = field(default_factory=dict)
+    evals_without_improvement: int = 0  # for training.early_stopping_patience
     metrics_bytes: int = 0  # metrics.jsonl is cut back to this on resume
 
 

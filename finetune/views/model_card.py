@@ -30,7 +30,7 @@ def _mask(text: str) -> str:
 
 
 def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int, run: Path,
-           processes: int = 1) -> str:
+           processes: int = 1, stopped_early: str = "") -> str:
     lora = cfg.lora.enabled
     name = run.resolve().name
     base = _mask(shared_name(cfg.model.name_or_path, run))
@@ -61,6 +61,8 @@ def render(cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps
             ("scheduler", f"{t.scheduler}, warmup {t.warmup_ratio}"), ("weight decay", t.weight_decay),
             ("max grad norm", t.max_grad_norm), ("mixed precision", t.mixed_precision), ("seed", t.seed),
             ("max length", cfg.data.max_length)]
+    if stopped_early:
+        rows.append(("early stopping", stopped_early))
     if lora:
         rows.append(("LoRA", f"r={lo.r}, alpha={lo.alpha}, dropout={lo.dropout}, targets={lo.target_modules}"))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -130,8 +132,8 @@ def global_batch(cfg: RunConfig, processes: int) -> int:
 
 
 def write_model_card(run: Path, cfg: RunConfig, auto_class: str, metrics: dict, seconds: float, steps: int,
-                     processes: int = 1) -> None:
-    card = render(cfg, auto_class, metrics, seconds, steps, run, processes)
+                     processes: int = 1, stopped_early: str = "") -> None:
+    card = render(cfg, auto_class, metrics, seconds, steps, run, processes, stopped_early)
     (run / rd.CARD_FILE).write_text(card, encoding="utf-8")
     if (run / rd.MODEL_DIR).is_dir():  # the directory one would upload to the Hub
         (run / rd.MODEL_DIR / rd.CARD_FILE).write_text(card, encoding="utf-8")
