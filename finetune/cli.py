@@ -125,20 +125,28 @@ def eval_command(
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
-    texts: Optional[List[str]] = typer.Argument(None, help="Texts to label.", show_default=False),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSON lines with a `text` field."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to answer; `-` reads standard input.",
+                                                show_default=False),
+    file: Optional[str] = typer.Option(
+        None, "--file", "-f", help="Plain text lines, or JSON lines (see --field); `-`: standard input."),
+    field: str = typer.Option("text", "--field", help="The text field of JSON lines."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the answers here (a new file)."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
 ) -> None:
-    """Print the model's answers (label and probabilities) as JSON lines."""
+    """Answer texts as JSON lines: label, score and every label's probability (classification), or
+    the generated text."""
     from finetune.errors import DataError
-    from finetune.evaluation.predict import predict_run, read_texts
+    from finetune.evaluation.predict import check_output, predict_run, read_texts, write_answers
 
-    inputs = list(texts or []) + (read_texts(file) if file else [])
+    texts = list(texts or [])
+    if texts == ["-"]:
+        texts, file = [], "-"
+    inputs = texts + (read_texts(file, field) if file else [])
     if not inputs:
-        raise DataError("predict: give texts as arguments or --file in.jsonl")
+        raise DataError("predict: give texts as arguments, --file FILE, or - to read standard input")
+    check_output(output)
     run, cfg = _load_run(run_dir, [], checkpoint)
-    for answer in predict_run(run, cfg, inputs, checkpoint):
-        typer.echo(json.dumps(answer, ensure_ascii=False))
+    write_answers(predict_run(run, cfg, inputs, checkpoint), output)
 
 
 @app.command()

@@ -1,32 +1,58 @@
-"""`finetune predict`: answers of a trained run for texts given on the command line or in a
-JSON-lines file; the task decides what an answer is."""
+"""`finetune predict`: answers of a trained run for texts given on the command line, in a file or
+on standard input (plain text, one per line, or JSON lines); the task decides what an answer is."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from finetune.configuration.config import RunConfig
-from finetune.errors import DataError
+from finetune.errors import DataError, RunDirError
 
 
-def read_texts(path: Path, field: str = "text") -> list[str]:
-    if not path.is_file():
-        raise DataError(f"--file '{path}': not found")
+def read_texts(source: str, field: str = "text") -> list[str]:
+    """`source`: a file, or `-` for standard input. Lines are plain texts, unless the first one is
+    a JSON object: then every line is one, and `field` names its text."""
+    name = "standard input" if source == "-" else f"--file '{source}'"
+    if source == "-":
+        content = sys.stdin.read()
+    elif Path(source).is_file():
+        content = Path(source).read_text(encoding="utf-8")
+    else:
+        raise DataError(f"{name}: not found")
+    lines = [(number, line) for number, line in enumerate(content.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise DataError(f"{name}: holds no lines; give one text (or JSON object) per line")
+    if not lines[0][1].lstrip().startswith("{"):
+        return [line for _, line in lines]
     texts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in lines:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"--file '{path}' line {number}: not JSON ({exc.msg})") from exc
+            raise DataError(f"{name} line {number}: not JSON ({exc.msg}), though line {lines[0][0]} is; "
+                            "give JSON lines throughout, or plain text lines") from exc
         if not isinstance(row, dict) or not isinstance(row.get(field), str):
-            raise DataError(f"--file '{path}' line {number}: needs a string field '{field}'")
+            raise DataError(f"{name} line {number}: needs a string field '{field}' (set it with --field)")
         texts.append(row[field])
-    if not texts:
-        raise DataError(f"--file '{path}': holds no lines; give one JSON object per line")
     return texts
+
+
+def check_output(path: Path | None) -> None:
+    """Answers go to a new file: one that exists may be the user's, and is never overwritten."""
+    if path is not None and path.exists():
+        raise RunDirError(f"--output '{path}': already exists; choose a new file name")
+
+
+def write_answers(answers: list[dict], path: Path | None) -> None:
+    lines = "".join(json.dumps(answer, ensure_ascii=False) + "\n" for answer in answers)
+    if path is None:
+        sys.stdout.write(lines)
+        return
+    partial = path.with_name(f".{path.name}.tmp")  # whole or absent
+    partial.write_text(lines, encoding="utf-8")
+    partial.rename(path)
 
 
 def predict_run(run: Path, cfg: RunConfig, texts: list[str], checkpoint: str | None = None) -> list[dict]:

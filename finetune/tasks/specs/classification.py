@@ -147,7 +147,7 @@ class ClassificationSpec:
             answers.append({
                 "text": text,
                 "label": self.label_names[best],
-                "probability": round(probs[best], 6),
+                "score": round(probs[best], 6),  # pipeline("text-classification")'s name
                 "probabilities": {n: round(p, 6) for n, p in zip(self.label_names, probs)},
             })
         return answers
