@@ -165,6 +165,10 @@ class TrainingSection(Section):
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Share of each target's probability spread over all classes "
+        "or tokens (0.1 is usual for translation): a less overconfident model.",
+    )
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = Field(42, ge=0, le=2**32 - 1, description="NumPy seeds must fit 32 bits.")
     log_every: int = Field(10, gt=0, description="Optimizer steps between metrics.jsonl lines.")

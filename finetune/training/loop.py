@@ -113,7 +113,7 @@ class _Steps:
         run, pos, acc, model = self.run, self.pos, self.run.accelerator, self.run.model
         pos.batches_in_epoch += 1
         with acc.accumulate(model):
-            loss = model(**batch).loss
+            loss = self.loss(model(**batch), batch)
             if pos.step + 1 == self.poison_step:
                 loss = loss * float("nan")
             if self.guard.finite(loss):
@@ -133,6 +133,14 @@ class _Steps:
         pos.step += 1
         self.progress.step()
         return True
+
+    def loss(self, out, batch):
+        eps = self.cfg.label_smoothing
+        if not eps:
+            return out.loss
+        from finetune.training.loss import smoothed_loss
+
+        return smoothed_loss(out.logits, batch["labels"], eps, shift=self.run.task.kind == "causal")
 
     def log(self) -> None:
         run, pos = self.run, self.pos
