@@ -40,7 +40,9 @@ MULTI30K_PREP = [sys.executable, "scripts/multi30k_to_jsonl.py", "{shared}/data/
 SCITLDR = ["data.files.train={shared}/data/scitldr/train.jsonl", "data.files.validation={shared}/data/scitldr/dev.jsonl"]
 
 RECIPES = {
-    "sst2-minilm-full": Recipe("configs/sst2-minilm-full.yaml", [MINILM, *SST2], "accuracy", None),
+    "sst2-minilm-full": Recipe(
+        "configs/sst2-minilm-full.yaml", [MINILM, *SST2], "accuracy", 0.8865,
+        "(final model; best/ 0.8991 at epoch 2; 1 h 31 min, 1 thread on a shared 2-core CPU)"),
     "sst2-minilm-lora": Recipe("configs/sst2-minilm-lora.yaml", [MINILM, *SST2], "accuracy", None),
     "multi30k-t5-scratch": Recipe(
         "configs/multi30k-t5-scratch.yaml",
