@@ -16,6 +16,7 @@ from typing import List, Optional
 import typer
 
 from finetune.errors import FinetuneError
+from finetune.quiet_libraries import quiet_libraries
 
 app = typer.Typer(
     name="finetune",
@@ -49,7 +50,7 @@ def _global(
                                  help="Print the version and exit."),
 ) -> None:
     if not verbose:
-        _quiet_libraries()
+        quiet_libraries()
 
 
 @app.command()
@@ -217,7 +218,7 @@ def config_validate(config: Path = typer.Argument(...), overrides: Optional[List
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON schema of the config."""
-    from finetune.configuration.config import schema
+    from finetune.configuration.json_schema import schema
 
     typer.echo(json.dumps(schema(), indent=2))
 
@@ -257,29 +258,6 @@ def _print_result(headline: str, metrics: dict) -> None:
         return
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     typer.echo(f"{headline}\n{json.dumps(shown)}")
-
-
-def _quiet_libraries() -> None:
-    """Library chatter (load reports, cache messages) hides our own output; --verbose restores it."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DATASETS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    # Weight-loading/saving bars would print before an error line, which must stand alone.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not _is_main_process():
-        os.environ.setdefault("TQDM_DISABLE", "1")  # the libraries' loading bars, once not N times
-    # Libraries imported already (main() called in-process) read the variables above too late.
-    if "datasets" in sys.modules:
-        sys.modules["datasets"].disable_progress_bars()
-    if "transformers" in sys.modules:
-        sys.modules["transformers"].utils.logging.disable_progress_bar()
-    if "huggingface_hub" in sys.modules:
-        sys.modules["huggingface_hub"].utils.disable_progress_bars()
-    import warnings
-
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def bare_resume(argv: list[str]) -> list[str]:

@@ -172,7 +172,7 @@ def test_label_names_must_be_distinct(tmp_path):
 def test_the_schema_names_its_dialect_and_itself(tmp_path):
     """Editors (VS Code's YAML extension) need `$schema` and `$id`; the schema still describes
     every section, with the documented bounds."""
-    from finetune.configuration.config import schema
+    from finetune.configuration.json_schema import schema
 
     found = schema()
     assert found["$schema"] == "https://json-schema.org/draft/2020-12/schema"

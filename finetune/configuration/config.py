@@ -7,11 +7,12 @@ never pull in torch.
 
 from __future__ import annotations
 
-import string
 from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from finetune.configuration.prompt_template import check_template
 
 
 TaskName = Literal["sentiment", "classification", "translation", "summarization"]
@@ -282,35 +283,3 @@ class RunConfig(Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-TEMPLATE_FIELDS = ("source", "source_lang", "target_lang")
-
-
-def check_template(template: str) -> None:
-    """A prompt template must place the source and may only name fields we fill in."""
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        raise ValueError(f"data.prompt_template: {exc}; write literal braces as {{{{ and }}}}") from exc
-    unknown = [n for n in names if n not in TEMPLATE_FIELDS]
-    if unknown:
-        raise ValueError(
-            f"data.prompt_template: unknown placeholder {{{unknown[0]}}}; use {{source}}, "
-            "{source_lang} or {target_lang}"
-        )
-    if "source" not in names:
-        raise ValueError("data.prompt_template: must contain {source}, where the input text goes")
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-SCHEMA_ID = "urn:finetune:run-config:1"  # names this schema's version; nothing is fetched from it
-
-
-def schema() -> dict[str, Any]:
-    """The JSON schema of a run's YAML, with `$schema`/`$id` so editors (VS Code's YAML
-    extension: `# yaml-language-server: $schema=finetune.schema.json`) validate and complete it."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            **RunConfig.model_json_schema()}

@@ -4,17 +4,16 @@ resumes the run directory, `assemble.py` builds the run; nothing task-specific l
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from finetune.storage import run_dir as rd
-from finetune.storage import saved_model
 from finetune.training.assemble import Run, setup
 from finetune.configuration.config import RunConfig
 from finetune.training.divergence import any_process
-from finetune.errors import ConfigError, TrainingStopped
+from finetune.errors import TrainingStopped
 from finetune.training.host_memory import fix_mmap_threshold
 from finetune.storage.run_lock import RunLock
+from finetune.training.evaluate_and_save import evaluate, save_final
 from finetune.training.run_start import claim_or_find, continue_from, resume_hint
 from finetune.training.throughput import Throughput
 from finetune.training.train_state import Position
@@ -255,64 +254,3 @@ def _signal_name(signum) -> str:
 
 def _epoch(run: Run, step: int) -> float:
     return round(step / run.steps_per_epoch, 4)
-
-
-# ----------------------------------------------------------------------------- evaluate / save
-
-
-def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True,
-             whole: bool = False) -> dict:
-    """Score the eval split (or, with eval.max_samples_during_training, its sample; `whole`: the
-    whole split), log it, and keep the model if it is the best so far."""
-    from finetune.evaluation.inference import EvalLoaders
-    from finetune.evaluation.inference import evaluate as evaluate_split
-
-    started = time.perf_counter()
-    loaders, raw = run.final_eval if whole else (EvalLoaders(run.eval_loader, run.prompt_loader), run.eval_raw)
-    metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
-                                      progress=True)
-    metrics["eval_seconds"] = time.perf_counter() - started
-    run.last_eval = (metrics, records)
-    if log:
-        rows = {"rows": "whole" if whole else "sample"} if run.final_eval is not None else {}
-        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
-                       **rows, **metrics})
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
-    line = f"eval {label or f'step {step}'}: {shown}"
-    if run.progress:
-        run.progress.say(line)  # above the bar on a terminal
-    else:
-        run.accelerator.print(line)
-    if track_best:
-        _keep_best(run, metrics, step)
-    return metrics
-
-
-def _keep_best(run: Run, metrics: dict, step: int) -> None:
-    name = run.task.best_metric
-    if name not in metrics:
-        raise ConfigError(
-            f"eval.best_metric '{name}' is not computed for this task; choose one of "
-            f"{sorted(k for k in metrics if k not in ('samples', 'eval_seconds'))}"
-        )
-    value = metrics[name]
-    better = run.cfg.eval.greater_is_better
-    previous = run.best.get("value")
-    if previous is not None and (value <= previous if better else value >= previous):
-        return
-    run.best = {"metric": name, "value": value, "step": step}
-    saved_model.save(run, run.out / rd.BEST_DIR, _resume_hint(run, diverged=True), extra={rd.BEST_FILE: run.best})
-
-
-def save_final(run: Run, steps: int) -> None:
-    from finetune.evaluation.score_run import write_results
-    from finetune.views.model_card import write_model_card
-
-    saved_model.save(run, run.out / rd.MODEL_DIR, _resume_hint(run, diverged=True))
-    if run.accelerator.is_main_process:
-        write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
-        write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
-                         seconds=time.time() - run.log.start, steps=steps,
-                         processes=run.accelerator.num_processes, stopped_early=run.stopped_early)
-    run.log.close()
-    run.accelerator.end_training()
