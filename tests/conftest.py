@@ -112,3 +112,13 @@ training:
     result = run_cli("train", "--config", str(cfg), env=env)
     assert result.returncode == 0, result.stderr
     return root / "run"
+
+
+def script_module(name: str):
+    """A script of scripts/ imported as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

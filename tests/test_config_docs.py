@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import yaml
-from conftest import ROOT
+from conftest import ROOT, script_module
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("config_docs", ROOT / "scripts" / "config_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("config_docs")
 
 
 def test_config_reference_is_up_to_date():

@@ -64,9 +64,8 @@ def cached_tokenizer(texts_of, *, fingerprint: str, settings: dict, cache: Path,
     if not (entry / "tokenizer.json").is_file():
         tokenizer = train_tokenizer(texts_of(), append_eos=append_eos, **settings)
         tmp = entry.with_name(entry.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary name, left by a crash
         tokenizer.save_pretrained(tmp)
-        shutil.rmtree(entry, ignore_errors=True)
         tmp.rename(entry)  # whole or absent: a crash mid-write leaves no half entry
     return AutoTokenizer.from_pretrained(entry)
 
