@@ -201,3 +201,23 @@ def test_on_nan_skip_drops_bad_batches_and_finishes(tmp_path, tiny_bert, sentime
     train = [r for r in _metrics(run) if r["type"] == "train"]
     assert [r["step"] for r in train] == [1, 2, 3, 4]
     assert sum(r.get("skipped_nonfinite", 0) for r in train) >= 1
+
+
+def test_a_checkpoint_from_before_a_new_key_resumes_at_its_default(tmp_path):
+    """An older finetune's config lacks keys added since (it trained as their defaults do); the
+    same key set to another value is still a different run."""
+    import yaml
+
+    from finetune.configuration.config import RunConfig
+    from finetune.errors import ConfigError
+    from finetune.training.train_state import check_compatible
+
+    raw = {"task": "sentiment", "model": {"name_or_path": "m"}, "data": {"files": {"train": "t.jsonl"}}}
+    saved = RunConfig.model_validate(raw).model_dump(mode="json")
+    del saved["training"]["label_smoothing"]  # written before the key existed
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    (tmp_path / "train_state.json").write_text(json.dumps({"step": 1, "steps_per_epoch": 1, "data_sha256": {}}))
+    check_compatible(RunConfig.model_validate(raw), tmp_path, {})
+    raw["training"] = {"label_smoothing": 0.1}
+    with pytest.raises(ConfigError, match="training.label_smoothing"):
+        check_compatible(RunConfig.model_validate(raw), tmp_path, {})

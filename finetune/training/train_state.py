@@ -75,7 +75,7 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
     new = cfg.model_dump(mode="json")
     if new["model"].get("attn_implementation") in (None, AUTO):
         new["model"]["attn_implementation"] = saved.get("model", {}).get("attn_implementation")
-    changed = [key for key in _differing_keys(saved, new)
+    changed = [key for key in _differing_keys(_with_defaults(saved), new)
                if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)]
     if changed:
         raise ConfigError(
@@ -92,6 +92,17 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
             f"raise {key}, or resume from an earlier checkpoint"
         )
     return t.lr / saved_lr
+
+
+def _with_defaults(saved: dict) -> dict:
+    """A config saved by an older finetune lacks the keys added since; it trained as their
+    defaults do, so those defaults fill them in (a key set to another value still differs)."""
+    from pydantic import ValidationError
+
+    try:
+        return RunConfig.model_validate(saved).model_dump(mode="json")
+    except ValidationError:  # a key removed since: compare as saved, naming it
+        return saved
 
 
 def _differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
