@@ -38,7 +38,7 @@ def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
     from accelerate.utils import set_seed
 
     from finetune.data.splits import load_splits
-    from finetune.model.load import load_model, load_model_config, load_tokenizer
+    from finetune.model.load import load_model, load_model_config, load_tokenizer, pad_like_tokenizer
     from finetune.storage.run_lock import RunLock
     from finetune.tasks import get_task
     from finetune.training.assemble import make_accelerator
@@ -57,8 +57,7 @@ def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
         task.fit_to_data(load_splits(cfg.data, cfg.training.seed, need_train=not task.generates,
                                      check=task.check_split))
         model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
-        if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
-            model.config.pad_token_id = tokenizer.pad_token_id
+        pad_like_tokenizer(model, tokenizer)  # as training does
         if accelerator.is_main_process:
             rd.claim_results_dir(out, lock)
         weights = f"{cfg.model.name_or_path} ({'untrained' if cfg.model.init == 'scratch' else 'as released'})"

@@ -157,6 +157,13 @@ def refuse_pickle_only_checkpoint(model: ModelSection) -> None:
         )
 
 
+def pad_like_tokenizer(model, tokenizer) -> None:
+    """A model without a pad id takes the tokenizer's: classification heads of decoder-only
+    models find each row's last token by it, and generation pads with it."""
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
 def count_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

@@ -57,7 +57,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.data.length_limits import check_lengths
     from finetune.model.activation_checkpointing import enable_activation_checkpointing
     from finetune.model.load import (
-        count_parameters, load_model, load_model_config, load_tokenizer, with_fields,
+        count_parameters, load_model, load_model_config, load_tokenizer, pad_like_tokenizer, with_fields,
     )
     from finetune.model.tokenizer_training import model_fields, run_tokenizer
     from finetune.storage.checkpoint import atomic_dir
@@ -101,8 +101,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     accelerator.print(f"attention: {cfg.model.attn_implementation} ({type(model).__name__})")
     if note := fix_bigbird_attention(model, task.longest_input()):
         accelerator.print(note)
-    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    pad_like_tokenizer(model, tokenizer)
     checkpointing = enable_activation_checkpointing(
         model, cfg.training.activation_checkpointing, lora=cfg.lora.enabled
     )
