@@ -3,6 +3,7 @@
 Runs, alternating (A B C D, A B C D, ...), each case as a subprocess the way a user starts it:
   ours-full        python -m finetune train (MiniLM, full fine-tune, dynamic padding, grouped lengths)
   trainer-dynamic  scripts/trainer_baseline.py with per-batch padding
+  trainer-tuned    the same with what a practitioner sets for a CPU (--tuned: length-grouped batches)
   ours-lora        python -m finetune train with LoRA (activation checkpointing on: the default)
   ours-lora-fast   the same with training.activation_checkpointing=false (speed for memory)
   trainer-pad128   scripts/trainer_baseline.py padded to max length (run_glue.py's default)
@@ -143,7 +144,7 @@ def trainer(args, work: Path, name: str, env: dict) -> dict:
         "--batch-size", str(args.batch_size), "--eval-batch-size", "32",
         "--max-length", str(args.max_length), "--lr", str(args.lr), "--seed", str(args.seed),
         "--threads", str(args.threads),
-    ] + (["--pad-to-max-length"] if name == "trainer-pad128" else [])
+    ] + (["--pad-to-max-length"] if name == "trainer-pad128" else []) + (["--tuned"] if name == "trainer-tuned" else [])
     wall, cpu, rss, text = run_measured(cmd, env)
     line = next(l for l in text.splitlines() if l.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
@@ -184,7 +185,7 @@ def main() -> None:
     if not (args.shared / "data/sst2/train.tsv").is_file():
         print(f"skipped: {args.shared}/data/sst2 is not present (models and data live beside the repo)")
         return
-    names = ["ours-full", "trainer-dynamic", "ours-lora", "trainer-pad128", "ours-lora-fast"]
+    names = ["ours-full", "trainer-dynamic", "trainer-tuned", "ours-lora", "trainer-pad128", "ours-lora-fast"]
     names += ["ours-bf16"] if args.bf16 else []
     if args.cases:
         names = [n for n in names if n in args.cases.split(",")]
@@ -237,7 +238,7 @@ def main() -> None:
 
     ratios = {}
     full = summary.get("ours-full")
-    for base in ("trainer-dynamic", "trainer-pad128"):
+    for base in ("trainer-dynamic", "trainer-tuned", "trainer-pad128"):
         if full and base in summary:
             ratios[f"samples_per_s ours-full/{base}"] = full["samples_per_s"] / summary[base]["samples_per_s"]
             ratios[f"wall ours-full/{base}"] = full["wall_s"] / summary[base]["wall_s"]

@@ -27,6 +27,8 @@ training:
             assert isinstance(record[key], (int, float)) and record[key] > 0, (key, record)
         # Each sample has at least [CLS] and [SEP]: never fewer tokens than samples.
         assert record["tokens_per_s"] >= record["samples_per_s"]
+        # MFU is a fraction of the measured matmul peak (a tiny model uses little of it).
+        assert 0 < record["mfu"] < 1, record
     # Startup time is reported once, on the first record.
     assert train[0]["first_step_seconds"] > 0
     assert all("first_step_seconds" not in r for r in train[1:])

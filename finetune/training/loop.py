@@ -15,6 +15,7 @@ from finetune.training.host_memory import fix_mmap_threshold
 from finetune.storage.run_lock import RunLock
 from finetune.training.evaluate_and_save import evaluate, save_final
 from finetune.training.run_start import claim_or_find, continue_from, resume_hint
+from finetune.training import model_flops
 from finetune.training.throughput import Throughput
 from finetune.training.train_state import Position
 
@@ -87,7 +88,7 @@ class _Steps:
         self.run, self.pos, self.cfg = run, pos, run.cfg.training
         acc = run.accelerator
         self.progress = run.progress = Progress(run.total_steps, pos.step, acc.is_main_process)
-        self.window = Throughput(acc)
+        self.window = Throughput(acc, **model_flops.for_run(run))
         self.loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
         self.guard = DivergenceGuard(
             acc.device, self.cfg.on_nan, lambda: _resume_hint(run, diverged=True), any_process=any_process(acc),

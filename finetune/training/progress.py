@@ -1,6 +1,6 @@
 """What a person watching a run sees. On a terminal: a progress bar, with evaluation lines
 printed above it. Anywhere else (CI, `nohup`, Slurm logs): no carriage-return bar, one plain
-line per log step with time, step, epoch, loss, lr, samples/s and the time left.
+line per log step with time, step, epoch, loss, lr, samples/s, MFU and the time left.
 
 The time left counts training only: evaluations pause the clock, as they pause samples/s."""
 
@@ -42,11 +42,13 @@ class Progress:
         """A metrics line: the bar's figures on a terminal, a plain line elsewhere."""
         if self.terminal:
             self.bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                                 samples_s=f"{record['samples_per_s']:.1f}")
+                                 samples_s=f"{record['samples_per_s']:.1f}",
+                                 **({"mfu": f"{100 * record['mfu']:.0f}%"} if "mfu" in record else {}))
         elif self.enabled:
             left = self.seconds_left()
             self.say(f"{time.strftime('%H:%M:%S')} step {record['step']}/{self.total} epoch {record['epoch']:.2f} "
                      f"loss {record['loss']:.4f} lr {record['lr']:.2e} samples/s {record['samples_per_s']:.1f}"
+                     + (f" mfu {100 * record['mfu']:.1f}%" if "mfu" in record else "")
                      + (f" left {_duration(left)}" if left is not None else ""))
 
     def say(self, line: str) -> None:

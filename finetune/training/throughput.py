@@ -1,5 +1,5 @@
 """Training speed and memory as the metrics log reports them: samples and tokens per second,
-seconds from process start to the first batch, and peak memory."""
+model FLOPs utilisation, seconds from process start to the first batch, and peak memory."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ class Throughput:
     """Samples and non-padding tokens per second since the last report, without a host sync
     per step: the token count stays on the device until `rates()` reads it."""
 
-    def __init__(self, accelerator):
+    def __init__(self, accelerator, flops_per_token: float = 0.0, peak_flops: float = 0.0,
+                 counts_targets: bool = False):
         import torch
 
         self.acc = accelerator
         self.tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+        # Work done, for MFU: an encoder-decoder also runs its decoder over the target tokens.
+        self.work_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+        self.flops_per_token, self.peak_flops, self.counts_targets = flops_per_token, peak_flops, counts_targets
         self.samples = 0
         self.start = time.perf_counter()
         # Startup as users feel it: process start to the end of the first micro-batch; reported
@@ -29,6 +33,10 @@ class Throughput:
         if mask is not None:
             self.tokens += mask.sum()
             self.samples += mask.shape[0]
+            self.work_tokens += mask.sum()
+        labels = batch.get("labels")
+        if self.counts_targets and labels is not None:
+            self.work_tokens += (labels != -100).sum()
 
     def pause(self) -> None:
         self._paused_at = time.perf_counter()
@@ -45,10 +53,13 @@ class Throughput:
             "tokens_per_s": self.tokens.item() * procs / elapsed,
             "peak_memory_mb": peak_memory_mb(self.acc.device),
         }
+        if self.flops_per_token and self.peak_flops:  # this process's work against its own peak
+            out["mfu"] = self.work_tokens.item() * self.flops_per_token / elapsed / self.peak_flops
         if not self._first_reported and self.first_step_seconds is not None:
             out["first_step_seconds"] = self.first_step_seconds
             self._first_reported = True
         self.tokens.zero_()
+        self.work_tokens.zero_()
         self.samples = 0
         self.start = time.perf_counter()
         return out

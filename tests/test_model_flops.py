@@ -1,0 +1,67 @@
+"""MFU's two inputs: FLOPs per token counted from the model's own parameters, and the matmul
+peak measured once per machine and then read from the cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tiny_models import tiny_model
+
+
+def _count(model, skip_embeddings=True):
+    import torch
+
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if not (skip_embeddings and id(p) in embeddings))
+
+
+def test_encoder_flops_leave_embedding_lookups_out():
+    from finetune.training.model_flops import flops_per_token
+
+    model = tiny_model("bert")
+    matmul_params = _count(model)
+    assert matmul_params < _count(model, skip_embeddings=False)
+    assert flops_per_token(model, frozen_base=False, encoder_decoder=False) == 6 * matmul_params
+    assert flops_per_token(model, frozen_base=True, encoder_decoder=False) == 4 * matmul_params
+
+
+def test_tied_output_projection_counts_once_and_encoder_decoder_tokens_count_half():
+    from finetune.training.model_flops import flops_per_token
+
+    model = tiny_model("t5")  # tied: the shared embedding is also the output projection
+    assert model.get_output_embeddings().weight is model.shared.weight
+    stack = _count(model)  # every Embedding skipped, the tied matrix among them
+    expected = 6 * (stack + model.shared.weight.numel()) / 2
+    assert flops_per_token(model, frozen_base=False, encoder_decoder=True) == expected
+
+
+def test_peak_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    import torch
+
+    from finetune.training import model_flops
+
+    calls = []
+    real = model_flops._measure
+    monkeypatch.setattr(model_flops, "_measure", lambda *a: calls.append(a) or real(*a))
+    cpu = torch.device("cpu")
+    first = model_flops.matmul_peak(cpu, torch.float32, tmp_path)
+    again = model_flops.matmul_peak(cpu, torch.float32, tmp_path)
+    assert first == again > 1e8  # any CPU of the last decade does 0.1 GFLOP/s
+    assert len(calls) == 1
+    cached = json.loads((tmp_path / model_flops.PEAK_FILE).read_text())
+    [key] = cached
+    assert "torch.float32" in key and f"threads={torch.get_num_threads()}" in key
+    model_flops.matmul_peak(cpu, torch.bfloat16, tmp_path)  # another dtype is another peak
+    assert len(calls) == 2
+
+
+def test_unreadable_cache_means_measuring_again(tmp_path):
+    import torch
+
+    from finetune.training import model_flops
+
+    (tmp_path / model_flops.PEAK_FILE).write_text("not json")
+    assert model_flops.matmul_peak(torch.device("cpu"), torch.float32, tmp_path) > 1e8
+    assert json.loads((tmp_path / model_flops.PEAK_FILE).read_text())  # rewritten whole
