@@ -10,7 +10,7 @@ import sys
 
 from conftest import QUIET_ENV, ROOT, main_in_process, sentiment_yaml, write_config
 
-LINE = re.compile(r"^\d\d:\d\d:\d\d step (\d+)/8 epoch [\d.]+ loss [\d.]+ lr [\d.e+-]+ samples/s [\d.]+ left \d+m\d\ds$")
+LINE = re.compile(r"^\d\d:\d\d:\d\d step (\d+)/8 epoch [\d.]+ loss [\d.]+ lr [\d.e+-]+ samples/s [\d.]+ mfu [\d.]+% left \d+m\d\ds$")
 
 
 def _config(tmp_path, tiny_bert, sentiment_files):
