@@ -100,6 +100,10 @@ class DataSection(Section):
     max_train_samples: int | None = Field(None, gt=0)
     max_eval_samples: int | None = Field(None, gt=0)
     max_length: int = Field(128, gt=0, le=MAX_TOKENS, description="Tokens per input (classification).")
+    packing: bool = Field(
+        False, description="Several short training examples share one row of `max_length` tokens, attention "
+        "kept within each (classification with BERT-family encoders, decoder-only generation).",
+    )
     # Generation tasks (translation, summarization). The source is `text_column`, or
     # `translation_column[source_lang]` for Hub-style `translation: {en: ..., de: ...}` rows.
     target_column: str | None = Field(

@@ -107,6 +107,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     )
     if cfg.lora.enabled:
         model = wrap_with_lora(model, cfg.lora, task.kind)
+    if cfg.data.packing:  # refuses a model it cannot pack before anything is written
+        from finetune.data import packing
+
+        packing.install(model, task.kind)
     trainable, total = count_parameters(model)
     accelerator.print(
         f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
@@ -208,7 +212,7 @@ def _train_loader(cfg: RunConfig, task, tokenizer, ds, model_config):
         ds,
         batch_size=cfg.training.batch_size,
         sampler=sampler,
-        collate_fn=_collator(cfg, task, tokenizer, model_config),
+        collate_fn=_train_collator(cfg, task, tokenizer, model_config),
         num_workers=cfg.training.num_workers,
         # Each new iterator draws a worker seed from this generator; without one it would come
         # from the global RNG, which dropout also uses, and a resumed run would drift.
@@ -227,6 +231,14 @@ def make_eval_loader(cfg: RunConfig, task, tokenizer, ds, model_config):
         collate_fn=_collator(cfg, task, tokenizer, model_config),
         num_workers=cfg.training.num_workers,
     )
+
+
+def _train_collator(cfg: RunConfig, task, tokenizer, model_config):
+    if not cfg.data.packing:
+        return _collator(cfg, task, tokenizer, model_config)
+    from finetune.data import packing
+
+    return packing.collator(task.kind, tokenizer, cfg.data.max_length)
 
 
 def _collator(cfg: RunConfig, task, tokenizer, model_config):

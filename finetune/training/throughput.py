@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from finetune.data.packing import EXAMPLES_KEY, TOKENS_KEY
+
 
 class Throughput:
     """Samples and non-padding tokens per second since the last report, without a host sync
@@ -29,6 +31,11 @@ class Throughput:
     def add(self, batch) -> None:
         if self.first_step_seconds is None:
             self.first_step_seconds = seconds_since_process_start()
+        if EXAMPLES_KEY in batch:  # packed rows: count examples and their tokens, not rows
+            self.tokens += batch[TOKENS_KEY]
+            self.samples += batch[EXAMPLES_KEY]
+            self.work_tokens += batch[TOKENS_KEY]
+            return
         mask = batch.get("attention_mask")
         if mask is not None:
             self.tokens += mask.sum()
