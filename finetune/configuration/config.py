@@ -182,6 +182,10 @@ class TrainingSection(Section):
     eval_before_training: bool = False
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
     num_workers: int = Field(0, ge=0, le=256)
+    compile: bool = Field(
+        False, description="torch.compile the model's forward (inductor; needs a C++ compiler on CPU). "
+        "The first steps pay the compile time, reported apart from throughput in the log.",
+    )
     activation_checkpointing: Union[Literal["auto"], bool] = Field(
         "auto", description="Recompute each layer's activations in backward instead of keeping "
         "them: less memory for more compute (MiniLM LoRA on SST-2: -9% peak RSS, -39% "

@@ -111,6 +111,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         from finetune.data import packing
 
         packing.install(model, task.kind)
+    if cfg.training.compile:
+        model.compile(dynamic=True)  # in place: same module, same state_dict keys, hooks kept
     trainable, total = count_parameters(model)
     accelerator.print(
         f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
