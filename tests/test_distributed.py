@@ -105,3 +105,65 @@ def test_two_processes_match_one(tmp_path, tiny_bert, sentiment_files):
     assert {"rng_0.safetensors", "rng_1.safetensors"} <= listed("two")
     assert "rng_1.safetensors" not in listed("one")
     assert not list((tmp_path / "two").rglob(".tmp-*"))
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory) -> Path:
+    from tiny_models import build_tiny_generator
+
+    return build_tiny_generator("t5", tmp_path_factory.mktemp("tiny-t5"))
+
+
+def test_generation_scores_every_example_once(tmp_path, tiny_t5):
+    """9 eval rows in batches of 2 on 2 processes: Accelerate pads the last round with copies of
+    the first rows. The 2-process evaluation at the end of training must score each row once and
+    agree with `finetune eval` of the same saved model on one process."""
+    from tiny_models import corpus
+
+    texts = [t for t in corpus() if len(t.split()) >= 5][:25]
+
+    def write(name, rows):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"en": t, "de": " ".join(reversed(t.split()))}) + "\n"
+                                for t in rows), encoding="utf-8")
+        return path
+
+    cfg = write_config(tmp_path / "mt.yaml", f"""
+task: translation
+model:
+  name_or_path: {tiny_t5}
+data:
+  files:
+    train: {write('train.jsonl', texts[:16])}
+    validation: {write('validation.jsonl', texts[16:])}
+  text_column: en
+  target_column: de
+  max_source_length: 32
+  max_target_length: 16
+training:
+  output_dir: {tmp_path / 'run'}
+  max_steps: 2
+  batch_size: 4
+  lr: 1.0e-2
+  eval_each_epoch: false
+  group_by_length: false
+eval:
+  batch_size: 2
+  generation:
+    max_new_tokens: 6
+""")
+    two = _torchrun(2, "train", "--config", str(cfg))
+    assert two.returncode == 0, two.stderr[-3000:]
+    run = tmp_path / "run"
+    ev_two = json.loads((run / "eval_validation.json").read_text())
+    pred_two = _lines(run / "predictions_validation.jsonl")
+    one = run_cli("eval", str(run), env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stderr
+    ev_one = json.loads((run / "eval_validation.json").read_text())
+    pred_one = _lines(run / "predictions_validation.jsonl")
+
+    assert ev_two["samples"] == ev_one["samples"] == 9
+    assert [p["source"] for p in pred_two] == [p["source"] for p in pred_one] == texts[16:]
+    assert [p["generated"] for p in pred_two] == [p["generated"] for p in pred_one]
+    assert ev_two["bleu"] == ev_one["bleu"]
+    assert ev_two["loss"] == pytest.approx(ev_one["loss"], abs=1e-5)  # padded copies weigh nothing
