@@ -223,3 +223,29 @@ def test_killed_run_resumes_on_two_processes_bit_for_bit(tmp_path, tiny_bert, se
         (tmp_path / "reference" / "best" / "best.json").read_text()
     )
 
+
+def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tmp_path, tiny_bert, sentiment_files):
+    """SIGTERM to one worker only (a scheduler, `kill PID`): alone, it would save while the
+    other trained on, both waiting on each other for ever. Both stop after one step and save it."""
+    import psutil
+
+    run = tmp_path / "run"
+    cfg = _resumable_config(tmp_path / "run.yaml", tiny_bert, sentiment_files, run, max_steps=200,
+                            save_every="null", eval_each_epoch="false")
+    launcher = subprocess.Popen(**_launch(2, ("train", "--config", str(cfg))),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: (run / "metrics.jsonl").is_file() and len(_metrics(run)) >= 2, launcher)
+    workers = psutil.Process(launcher.pid).children(recursive=True)
+    next(w for w in workers if w.environ().get("RANK") == "1").terminate()
+    try:
+        _, stderr = launcher.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        _kill_launch(launcher)
+        pytest.fail("the processes did not stop together (one waits on the other)")
+
+    saved = list((run / "checkpoints").iterdir())
+    assert len(saved) == 1, saved
+    stopped_at = json.loads((saved[0] / "train_state.json").read_text())["step"]
+    assert stopped_at == max(r["step"] for r in _metrics(run))  # the step under way, finished by both
+    assert {"rng_0.safetensors", "rng_1.safetensors"} <= set(json.loads((saved[0] / "manifest.json").read_text())["files"])
+    assert stderr.count(f"stopped: stopped by SIGTERM after step {stopped_at}") == 2, stderr[-3000:]
