@@ -98,7 +98,7 @@ def test_eval_loss_rows_add_up_to_the_model_loss(family):
                 {"input_ids": [11, 12, 13, 14, 15, 16, 17], "labels": [IGNORE_INDEX] * 2 + [13, 14, 15, 16, 17]}]
     else:
         rows = [{"input_ids": [5, 6, 7], "labels": [8, 9]}, {"input_ids": [11, 12], "labels": [13, 14, 15, 16, 17]}]
-    batch = {k: torch.tensor(v) for k, v in pad_batch(rows, 0, left=arch.pad_left).items()}
+    batch = pad_batch(rows, 0, left=arch.pad_left)
     with torch.no_grad():
         scored = arch.scored_batch(model, batch)
         expected = model(**batch).loss.item()
