@@ -77,3 +77,31 @@ def test_reference_lists_and_hub_pairs():
     pairs = {"translation": [{"en": "Hello", "de": "Hallo"}]}
     assert mt.sources(pairs) == ["translate: Hello"]
     assert mt.references(pairs) == [["Hallo"]]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "t5"])
+def test_eval_loss_rows_add_up_to_the_model_loss(family):
+    """Each row reports its target tokens' loss sum and count; over a batch they give the
+    model's own (token-mean) loss, so a split's loss does not depend on how it was batched."""
+    import torch
+    from tiny_models import tiny_model
+
+    from finetune.tasks.architectures.decoder_only import DecoderOnlyArch
+    from finetune.tasks.architectures.seq2seq import Seq2SeqArch
+
+    torch.manual_seed(0)
+    model = tiny_model(family).eval()
+    model.config.pad_token_id = model.config.decoder_start_token_id = 0  # T5 starts decoding from pad
+    arch = (DecoderOnlyArch if family == "gpt2" else Seq2SeqArch)(EvalSection().generation)
+    if family == "gpt2":  # the prompt does not count, the target and its EOS do
+        rows = [{"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE_INDEX] * 3 + [8, 9]},
+                {"input_ids": [11, 12, 13, 14, 15, 16, 17], "labels": [IGNORE_INDEX] * 2 + [13, 14, 15, 16, 17]}]
+    else:
+        rows = [{"input_ids": [5, 6, 7], "labels": [8, 9]}, {"input_ids": [11, 12], "labels": [13, 14, 15, 16, 17]}]
+    batch = pad_batch(rows, 0, left=arch.pad_left)
+    with torch.no_grad():
+        scored = arch.scored_batch(model, batch)
+        expected = model(**batch).loss.item()
+    assert [r["tokens"] for r in scored] == [2, 5]  # each target token once
+    assert sum(r["loss_sum"] for r in scored) / 7 == pytest.approx(expected, rel=1e-5)
+    assert scored[0]["loss_sum"] != pytest.approx(scored[1]["loss_sum"])  # each row its own

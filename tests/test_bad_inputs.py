@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import main_in_process, run_cli
+from conftest import ROOT, main_in_process, run_cli
 
 from finetune.configuration.config import RunConfig
 
@@ -402,6 +402,38 @@ def data_file_is_directory(tmp, cfg, model):
     return ["train"]
 
 
+# Environment variables a case sets for its run of main(); undone after each test.
+CASE_ENV = pytest.MonkeyPatch()
+
+
+@pytest.fixture(autouse=True)
+def _undo_case_env():
+    yield
+    CASE_ENV.undo()
+
+
+def under_accelerate_launch(launch_config, *command):
+    """The environment `accelerate launch --config_file configs/accelerate/LAUNCH_CONFIG` gives
+    its processes, as Accelerate's own launcher builds it, on a machine without a GPU."""
+    def make(tmp, cfg, model):
+        import os
+
+        import torch
+        from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+        from accelerate.utils.launch import prepare_multi_gpu_env
+
+        if torch.accelerator.is_available():
+            pytest.skip("this machine has a GPU, where FSDP can shard")
+        parser = launch_command_parser()
+        args = parser.parse_args(["--config_file", str(ROOT / "configs" / "accelerate" / launch_config),
+                                  "--num_processes", "2", "--mixed_precision", "no", "-m", "finetune"])
+        for key, value in prepare_multi_gpu_env(_validate_launch_command(args)[0]).items():
+            if os.environ.get(key) != value:
+                CASE_ENV.setenv(key, value)
+        return command[0](tmp, model) if command else ["train"]
+    return make
+
+
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi")
 ) + "task: sentiment\n"
@@ -544,6 +576,11 @@ CASES = [
     ("attn-kernel-typo", cfg_edit("model.attn_implementation", "spda", "train"), "model.attn_implementation: bert"),
     ("attn-kernel-unsupported", cfg_edit("model.attn_implementation", "flash_attention_9", "train"), "supports eager, sdpa"),
     ("attn-flex-cannot-train", cfg_edit("model.attn_implementation", "flex_attention", "train"), "model.attn_implementation: flex_attention"),
+    # several processes (issue 13, item 11): FSDP asked for on a machine without a GPU
+    ("fsdp-launch-without-gpu", under_accelerate_launch("fsdp.yaml"), "distributed_type FSDP"),
+    ("fsdp-launch-without-gpu-eval", under_accelerate_launch(
+        "fsdp.yaml", lambda tmp, model: ["cli", "eval", "--model", str(model), "--config", str(tmp / "run.yaml"),
+                                         "--output", str(tmp / "zero-shot")]), "needs GPUs"),
 ]
 
 

@@ -97,8 +97,8 @@ def test_generation_prompts_run_longest_first_and_answers_return_in_data_order()
     assert sorted(r["index"] for r in answered) == list(range(5))  # every row once
 
     task.spec.compute_metrics = lambda predictions, references: {"bleu": 0.0}
-    metrics, records = task.score([{"loss": 1.0}] * 5, answered, raw)
+    metrics, records = task.score([{"loss_sum": 3.0, "tokens": 1}] + [{"loss_sum": 1.0, "tokens": 3}] * 4, answered, raw)
     assert [r["generated"] for r in records] == [f"answer {i}" for i in range(5)]
     assert [r["source"] for r in records] == sources
     assert [r["references"] for r in records] == [[s.upper()] for s in sources]
-    assert metrics["samples"] == 5 and metrics["gen_len"] == 2.0 and metrics["loss"] == 1.0
+    assert metrics["samples"] == 5 and metrics["gen_len"] == 2.0 and metrics["loss"] == 7 / 13  # per token

@@ -170,6 +170,7 @@ def make_accelerator(cfg: RunConfig):
             "training.mixed_precision: fp16 needs a GPU and this machine has none; "
             "use bf16 (CPUs support it) or 'no'"
         )
+    _refuse_fsdp_without_gpu()
     try:
         return Accelerator(
             mixed_precision=cfg.training.mixed_precision,
@@ -181,6 +182,22 @@ def make_accelerator(cfg: RunConfig):
             f"training.mixed_precision={cfg.training.mixed_precision}: not available here ({exc}); "
             "use 'no' or 'bf16'"
         ) from exc
+
+
+def _refuse_fsdp_without_gpu() -> None:
+    """`accelerate launch` with an FSDP config (configs/accelerate/fsdp.yaml) on a machine
+    without a GPU: Accelerate 1.15 forms FSDP only over GPUs, so its CPU processes would run
+    unsharded DDP, or crash on the meta tensors fsdp_cpu_ram_efficient_loading leaves on the
+    other ranks. Refuse before anything loads."""
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    if parse_flag_from_env("ACCELERATE_USE_FSDP") and not torch.accelerator.is_available():
+        raise ConfigError(
+            "accelerate launch config: distributed_type FSDP (ACCELERATE_USE_FSDP) needs GPUs and this "
+            "machine has none (Accelerate shards a model only across GPUs); on CPU processes launch "
+            "with configs/accelerate/multi_cpu.yaml or torchrun (DDP)"
+        )
 
 
 def _multi_cpu() -> bool:

@@ -60,6 +60,7 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
             for batch in _epoch_batches(run, pos):
                 if not steps.train_on(batch):
                     continue  # a micro-batch that gradient accumulation adds up
+                stop.share()
                 if _due(pos.step, cfg.log_every) or pos.step == run.total_steps:
                     steps.log()
                 if _due(pos.step, cfg.eval_every):

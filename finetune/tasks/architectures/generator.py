@@ -63,10 +63,19 @@ class GeneratorArch:
         self.generation_config(base_config(model), tokenizer).save_pretrained(directory)
 
     def scored_batch(self, model, batch) -> list[dict]:
-        """Teacher-forced loss (cheap, and comparable with the train loss), once per row so that
-        rows Accelerate pads the last shard with are dropped like any other."""
-        loss = model(**batch).loss.detach().float().item()
-        return [{"loss": loss}] * len(batch["input_ids"])
+        """Teacher-forced loss (cheap, and comparable with the train loss) as each row's sum over
+        its target tokens and their count: the split's loss is then the mean over all its tokens,
+        whatever the batching. A batch mean would also count the copies Accelerate pads the last
+        shard with, which gather_for_metrics drops only as rows."""
+        import torch.nn.functional as F
+
+        logits, labels = model(**batch).logits.float(), batch["labels"]
+        if self.kind == "causal":  # the logits at position t predict the label at t + 1
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        per_token = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
+        counted = labels != IGNORE_INDEX
+        return [{"loss_sum": s, "tokens": n}
+                for s, n in zip(per_token.sum(dim=1).tolist(), counted.sum(dim=1).tolist())]
 
     def prompt_rows(self, spec, sources: list[str], tokenizer) -> list[dict]:
         """One row per prompt, carrying its position so answers can go back in data order."""

@@ -97,8 +97,6 @@ class SourceTargetSpec:
     def score(self, scored: list[dict], answered: list[dict], raw):
         """Metrics of the generated text against the references (in data order), the
         teacher-forced loss, and one record per example."""
-        import torch
-
         texts = {r["index"]: r for r in answered}  # keyed by row: any duplicate counts once
         order = sorted(texts)
         predictions = [texts[i]["generated"] for i in order]
@@ -106,8 +104,8 @@ class SourceTargetSpec:
         references = self.references(rows)
         metrics = self.compute_metrics(predictions, references)
         metrics["gen_len"] = sum(texts[i]["length"] for i in order) / max(len(order), 1)
-        if scored:
-            metrics["loss"] = float(torch.tensor([r["loss"] for r in scored]).mean())
+        if scored:  # per target token over the whole split (rows hold their sums, generator.py)
+            metrics["loss"] = sum(r["loss_sum"] for r in scored) / max(sum(r["tokens"] for r in scored), 1)
         metrics["samples"] = len(predictions)
         records = [
             {"source": s, "references": r, "generated": p}
