@@ -156,6 +156,17 @@ def predict(
 
 
 @app.command()
+def chat(
+    run_dir: Path = typer.Argument(..., help="A translation or summarization run written by `finetune train`."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+) -> None:
+    """Generate for each line typed or piped in, as `predict` would; `exit` or Ctrl-D ends it."""
+    from finetune.commands.chat import chat as chat_loop
+
+    chat_loop(*_load_run(run_dir, [], checkpoint), checkpoint)
+
+
+@app.command()
 def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
     """Write PNGs of training loss, learning rate and evaluation metrics to RUN_DIR/plots."""
     from finetune.storage import run_dir as rd
