@@ -544,6 +544,15 @@ CASES = [
     ("attn-kernel-typo", cfg_edit("model.attn_implementation", "spda", "train"), "model.attn_implementation: bert"),
     ("attn-kernel-unsupported", cfg_edit("model.attn_implementation", "flash_attention_9", "train"), "supports eager, sdpa"),
     ("attn-flex-cannot-train", cfg_edit("model.attn_implementation", "flex_attention", "train"), "model.attn_implementation: flex_attention"),
+    # recipes, chat, trackers (issue 13, items 4, 5 and 7)
+    ("recipe-name-mistyped", lambda tmp, cfg, model: ["cli", "train", "--config", "quickstrat"], "close: quickstart"),
+    ("recipe-copy-unknown", lambda tmp, cfg, model: ["cli", "recipes", "copy", "xsum-t5-lora", str(tmp)], "close: xsum-t5-small-lora"),
+    ("recipe-copy-onto-a-file", lambda tmp, cfg, model: ["cli", "recipes", "copy", "quickstart", write(tmp, "mine.yaml", "task: mine\n")], "mine.yaml' already exists"),
+    ("recipe-copy-into-a-folder-holding-it", lambda tmp, cfg, model: ["cli", "recipes", "copy", "quickstart", str(Path(write(tmp, "quickstart.yaml", "mine")).parent)], "quickstart.yaml' already exists"),
+    ("recipe-copy-folder-missing", lambda tmp, cfg, model: ["cli", "recipes", "copy", "quickstart", str(tmp / "no" / "q.yaml")], "folder '"),
+    ("chat-on-a-classification-run", lambda tmp, cfg, model: ["cli", "chat", str(finished_run(tmp, cfg))], "use finetune predict"),
+    ("tracker-unknown", cfg_edit("training.report_to", ["mlfow"]), "training.report_to"),
+    ("tracker-package-missing", cfg_edit("training.report_to", ["tensorboard", "comet_ml"], "train"), "pip install comet-ml"),
 ]
 
 
