@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/finetune train --config configs/quickstart.yaml --overwrite
+	$(BIN)/finetune train --config quickstart --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

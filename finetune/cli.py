@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import typer
 
+from finetune.commands.recipes import recipes_app
+from finetune.configuration.recipes import config_or_recipe
 from finetune.errors import FinetuneError
 from finetune.quiet_libraries import quiet_libraries
 
@@ -30,6 +32,7 @@ config_app = typer.Typer(
     help="Show, check or describe run configs.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(config_app, name="config")
+app.add_typer(recipes_app, name="recipes")
 
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. training.lr=3e-5 lora.r=16", show_default=False)
 
@@ -55,7 +58,8 @@ def _global(
 
 @app.command()
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="The run's YAML file."),
+    config: Path = typer.Option(..., "--config", "-c", help="The run's YAML file, or a recipe's name.",
+                                callback=config_or_recipe),
     overrides: Optional[List[str]] = OVERRIDES,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     resume: Optional[str] = typer.Option(
@@ -87,7 +91,8 @@ def eval_command(
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
     model: Optional[str] = typer.Option(
         None, "--model", help="Score this model as it is (Hub id or path; zero-shot baseline), with --config."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="With --model: the run's YAML file."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="With --model: the run's YAML file.",
+                                          callback=lambda given: given and config_or_recipe(given)),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --model: where results go (default: runs/<config name>-zero-shot)."),
 ) -> None:
@@ -151,6 +156,17 @@ def predict(
 
 
 @app.command()
+def chat(
+    run_dir: Path = typer.Argument(..., help="A translation or summarization run written by `finetune train`."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
+) -> None:
+    """Generate for each line typed or piped in, as `predict` would; `exit` or Ctrl-D ends it."""
+    from finetune.commands.chat import chat as chat_loop
+
+    chat_loop(*_load_run(run_dir, [], checkpoint), checkpoint)
+
+
+@app.command()
 def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
     """Write PNGs of training loss, learning rate and evaluation metrics to RUN_DIR/plots."""
     from finetune.storage import run_dir as rd
@@ -197,7 +213,7 @@ def env(as_json: bool = typer.Option(False, "--json", help="One JSON object, for
 
 
 @config_app.command("show")
-def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
+def config_show(config: Path = typer.Argument(..., callback=config_or_recipe), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Print the resolved config with every default filled in."""
     from finetune.configuration.loading import default_output_dir, load_config
 
@@ -207,7 +223,7 @@ def config_show(config: Path = typer.Argument(...), overrides: Optional[List[str
 
 
 @config_app.command("validate")
-def config_validate(config: Path = typer.Argument(...), overrides: Optional[List[str]] = OVERRIDES) -> None:
+def config_validate(config: Path = typer.Argument(..., callback=config_or_recipe), overrides: Optional[List[str]] = OVERRIDES) -> None:
     """Check a config; prints `ok` or the first error (exit code 2)."""
     from finetune.configuration.loading import load_config
 

@@ -27,7 +27,7 @@ def main() -> None:
         "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
         "finetune --help": [sys.executable, "-m", "finetune", "--help"],
         "finetune config validate": [
-            sys.executable, "-m", "finetune", "config", "validate", str(ROOT / "configs/quickstart.yaml")
+            sys.executable, "-m", "finetune", "config", "validate", str(ROOT / "finetune/recipes/quickstart.yaml")
         ],
     }
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}

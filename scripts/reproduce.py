@@ -6,7 +6,7 @@ the one recorded in the README ("What the recipes reach").
 
 The configs name Hub ids (what users run online); this script swaps in the files under
 ../shared (or --shared DIR) and the PyPI-installed models through ordinary overrides, so the run
-is exactly `finetune train --config configs/<recipe>.yaml` with data overrides.
+is exactly `finetune train --config <recipe>` with data overrides.
 """
 
 from __future__ import annotations
@@ -41,16 +41,16 @@ SCITLDR = ["data.files.train={shared}/data/scitldr/train.jsonl", "data.files.val
 
 RECIPES = {
     "sst2-minilm-full": Recipe(
-        "configs/sst2-minilm-full.yaml", [MINILM, *SST2], "accuracy", 0.8865,
+        "finetune/recipes/sst2-minilm-full.yaml", [MINILM, *SST2], "accuracy", 0.8865,
         "(final model; best/ 0.8991 at epoch 2; 1 h 31 min, 1 thread on a shared 2-core CPU)"),
-    "sst2-minilm-lora": Recipe("configs/sst2-minilm-lora.yaml", [MINILM, *SST2], "accuracy", None),
+    "sst2-minilm-lora": Recipe("finetune/recipes/sst2-minilm-lora.yaml", [MINILM, *SST2], "accuracy", None),
     "multi30k-t5-scratch": Recipe(
-        "configs/multi30k-t5-scratch.yaml",
+        "finetune/recipes/multi30k-t5-scratch.yaml",
         ["model.name_or_path={shared}/models/t5-small-tokenizer", *MULTI30K], "bleu", None,
         prepare=MULTI30K_PREP),
-    "multi30k-smollm2-lora": Recipe("configs/multi30k-smollm2-lora.yaml", MULTI30K, "bleu", None,
+    "multi30k-smollm2-lora": Recipe("finetune/recipes/multi30k-smollm2-lora.yaml", MULTI30K, "bleu", None,
                                     prepare=MULTI30K_PREP),
-    "scitldr-smollm2-lora": Recipe("configs/scitldr-smollm2-lora.yaml", SCITLDR, "rouge1", None),
+    "scitldr-smollm2-lora": Recipe("finetune/recipes/scitldr-smollm2-lora.yaml", SCITLDR, "rouge1", None),
 }
 
 

@@ -32,7 +32,7 @@ def run(mode: str, args) -> dict:
         f"training.output_dir={out}",
     ]
     command = [sys.executable, "-m", "finetune", "train", "--config",
-               str(ROOT / "configs" / f"sst2-minilm-{mode}.yaml"), "--overwrite", *overrides]
+               str(ROOT / "finetune" / "recipes" / f"sst2-minilm-{mode}.yaml"), "--overwrite", *overrides]
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     wall = time.perf_counter() - started

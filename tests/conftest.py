@@ -92,7 +92,7 @@ def write_config(path: Path, text: str) -> Path:
 
 @pytest.fixture(scope="session")
 def lora_run(tmp_path_factory, tiny_bert, sentiment_files) -> Path:
-    """One short LoRA run with TensorBoard on, shared by the tests of the tools that read a
+    """One short LoRA run with TensorBoard and MLflow on, shared by the tests of the tools that read a
     finished run (plot, predict, merge, attention, model card). Treat it as read-only."""
     root = tmp_path_factory.mktemp("lora-run")
     cfg = write_config(root / "lora.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
@@ -105,7 +105,7 @@ training:
   lr: 5.0e-3
   log_every: 2
   eval_every: 4
-  report_to: [tensorboard]
+  report_to: [tensorboard, mlflow]
 """)
     # A token in the environment must never reach the files the run writes (model card...).
     env = {"FINETUNE_CACHE": str(root / "cache"), "HF_TOKEN": FAKE_TOKEN}

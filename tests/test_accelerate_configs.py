@@ -1,4 +1,4 @@
-"""Every shipped launch config in configs/accelerate/ is one Accelerate itself accepts."""
+"""Every shipped launch config in finetune/recipes/accelerate/ is one Accelerate itself accepts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-CONFIGS = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+CONFIGS = sorted((ROOT / "finetune" / "recipes" / "accelerate").glob("*.yaml"))
 REQUIRED = {"compute_environment", "distributed_type", "num_processes", "num_machines", "mixed_precision"}
 
 

@@ -581,6 +581,15 @@ CASES = [
     ("fsdp-launch-without-gpu-eval", under_accelerate_launch(
         "fsdp.yaml", lambda tmp, model: ["cli", "eval", "--model", str(model), "--config", str(tmp / "run.yaml"),
                                          "--output", str(tmp / "zero-shot")]), "needs GPUs"),
+    # recipes, chat, trackers (issue 13, items 4, 5 and 7)
+    ("recipe-name-mistyped", lambda tmp, cfg, model: ["cli", "train", "--config", "quickstrat"], "close: quickstart"),
+    ("recipe-copy-unknown", lambda tmp, cfg, model: ["cli", "recipes", "copy", "xsum-t5-lora", str(tmp)], "close: xsum-t5-small-lora"),
+    ("recipe-copy-onto-a-file", lambda tmp, cfg, model: ["cli", "recipes", "copy", "quickstart", write(tmp, "mine.yaml", "task: mine\n")], "mine.yaml' already exists"),
+    ("recipe-copy-into-a-folder-holding-it", lambda tmp, cfg, model: ["cli", "recipes", "copy", "quickstart", str(Path(write(tmp, "quickstart.yaml", "mine")).parent)], "quickstart.yaml' already exists"),
+    ("recipe-copy-folder-missing", lambda tmp, cfg, model: ["cli", "recipes", "copy", "quickstart", str(tmp / "no" / "q.yaml")], "folder '"),
+    ("chat-on-a-classification-run", lambda tmp, cfg, model: ["cli", "chat", str(finished_run(tmp, cfg))], "use finetune predict"),
+    ("tracker-unknown", cfg_edit("training.report_to", ["mlfow"]), "training.report_to"),
+    ("tracker-package-missing", cfg_edit("training.report_to", ["tensorboard", "comet_ml"], "train"), "pip install comet-ml"),
 ]
 
 

@@ -84,8 +84,8 @@ def test_apply_override_creates_sections():
 
 
 def test_every_shipped_config_validates():
-    configs = sorted((ROOT / "configs").glob("*.yaml"))
-    assert configs, "configs/ holds no run configs"
+    configs = sorted((ROOT / "finetune" / "recipes").glob("*.yaml"))
+    assert configs, "finetune/recipes/ holds no run configs"
     for path in configs:
         load_config(path)
 

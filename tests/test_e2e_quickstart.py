@@ -1,17 +1,17 @@
-"""The shipped quickstart config on the real PyPI MiniLM, for a few steps: the exact path a new
-user takes, through the real CLI."""
+"""The shipped quickstart recipe on the real PyPI MiniLM, for a few steps: the exact path a new
+user takes (`--config quickstart`, by name), through the real CLI."""
 
 from __future__ import annotations
 
 import json
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 
 def test_quickstart_config_trains_and_evaluates_minilm(tmp_path):
     run = tmp_path / "quick"
     result = run_cli(
-        "train", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "train", "--config", "quickstart",
         f"training.output_dir={run}", "training.max_steps=6", "data.max_eval_samples=40",
     )
     assert result.returncode == 0, result.stderr

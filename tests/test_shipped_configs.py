@@ -3,13 +3,12 @@ are caught before anyone spends time on a run)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from finetune.configuration.loading import load_config
+from finetune.configuration.recipes import run_recipes
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = list(run_recipes().values())
 
 
 def test_configs_are_shipped():

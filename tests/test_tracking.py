@@ -1,5 +1,5 @@
-"""Training logs: metrics.jsonl always, TensorBoard events when configured, a clear error for a
-configured tracker whose package is missing."""
+"""Training logs: metrics.jsonl always, TensorBoard events and an MLflow run when configured (read
+back with each tool's own reader), a clear error for a configured tracker whose package is missing."""
 
 from __future__ import annotations
 
@@ -23,6 +23,33 @@ def test_tensorboard_events_hold_the_logged_loss(lora_run):
     assert [s.value for s in scalars] == pytest.approx([r["loss"] for r in train], abs=1e-5)
 
 
+def test_mlflow_file_store_in_the_run_holds_the_logged_metrics_and_config(lora_run, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    logged = [json.loads(line) for line in (lora_run / "metrics.jsonl").read_text().splitlines()]
+    client = MlflowClient(tracking_uri=(lora_run / "mlruns").as_uri())
+    [run] = client.search_runs([client.get_experiment_by_name("finetune").experiment_id])
+    assert run.info.run_name == lora_run.name and run.info.status == "FINISHED"
+    assert run.data.params["training.max_steps"] == "12"
+    for kind, metric in (("train", "loss"), ("eval", "accuracy")):
+        records = [r for r in logged if r["type"] == kind]
+        history = client.get_metric_history(run.info.run_id, f"{kind}/{metric}")
+        assert [m.step for m in history] == [r["step"] for r in records]
+        assert [m.value for m in history] == pytest.approx([r[metric] for r in records], abs=1e-5)
+
+
+def test_report_to_accepts_exactly_the_trackers_accelerate_has():
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    from finetune.configuration.config import TrainingSection
+    from finetune.training.trackers import PIP_NAMES
+
+    accepted = set(TrainingSection.model_fields["report_to"].annotation.__args__[0].__args__)
+    assert accepted == set(LOGGER_TYPE_TO_CLASS) == set(PIP_NAMES)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
 def test_wandb_configured_but_missing_is_a_clear_error(tmp_path, tiny_bert, sentiment_files):
     cfg = write_config(tmp_path / "w.yaml", f"""
@@ -43,7 +70,7 @@ def test_unknown_tracker_is_rejected_by_the_schema(tmp_path, tiny_bert, sentimen
 task: sentiment
 model: {{name_or_path: {tiny_bert}}}
 data: {{files: {{train: {sentiment_files['train']}}}}}
-training: {{report_to: [mlflow]}}
+training: {{report_to: [tensorbored]}}
 """)
     result = run_cli("config", "validate", str(cfg))
     assert result.returncode == 2 and "training.report_to" in result.stderr

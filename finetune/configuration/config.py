@@ -199,9 +199,12 @@ class TrainingSection(Section):
         "fragmented by varying batch shapes (MiniLM LoRA: -10% peak RSS, under 1% of "
         "speed). null: glibc's adaptive default.",
     )
-    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+    report_to: list[Literal["aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard",
+                            "trackio", "wandb"]] = Field(
         default_factory=list,
-        description="Trackers besides metrics.jsonl: tensorboard (events in <run>/tensorboard), wandb.",
+        description="Trackers besides metrics.jsonl, through Accelerate's: tensorboard (events in "
+        "<run>/tensorboard), mlflow (<run>/mlruns unless MLFLOW_TRACKING_URI is set), aim (<run>/aim), "
+        "dvclive (<run>/dvclive), wandb, comet_ml, clearml, swanlab, trackio.",
     )
     save_every: int | None = Field(
         None, gt=0, description="Optimizer steps between resumable checkpoints (checkpoints/step-N)."

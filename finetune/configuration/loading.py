@@ -43,7 +43,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file; a config is YAML text") from exc
     if raw is None:
-        raise ConfigError(f"{path}: the file is empty; start from one of the files in configs/")
+        raise ConfigError(f"{path}: the file is empty; start from a recipe (finetune recipes copy quickstart)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (task:, model:, data: ...)")
     return raw

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 from finetune.configuration.config import RunConfig
 from finetune.errors import DataError, RunDirError
@@ -56,6 +57,11 @@ def write_answers(answers: list[dict], path: Path | None) -> None:
 
 
 def predict_run(run: Path, cfg: RunConfig, texts: list[str], checkpoint: str | None = None) -> list[dict]:
+    return run_predictor(run, cfg, checkpoint)(texts)
+
+
+def run_predictor(run: Path, cfg: RunConfig, checkpoint: str | None = None) -> Callable[[list[str]], list[dict]]:
+    """The run's model, loaded once (`finetune chat` asks it line after line)."""
     import torch
 
     from finetune.evaluation.inference import predict
@@ -63,4 +69,4 @@ def predict_run(run: Path, cfg: RunConfig, texts: list[str], checkpoint: str | N
 
     task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return predict(task, model, tokenizer, texts)
+    return lambda texts: predict(task, model, tokenizer, texts)

@@ -28,7 +28,10 @@ LOSS_PLOT = "train_loss.png"
 LR_PLOT = "learning_rate.png"
 EVAL_PLOT = "eval_metrics.png"
 ATTENTION_DIR = "attention"
-TENSORBOARD_DIR = "tensorboard"
+TENSORBOARD_DIR = "tensorboard"  # training.report_to trackers that write files keep them here
+MLRUNS_DIR = "mlruns"  # MLflow's file store, unless MLFLOW_TRACKING_URI names another
+AIM_DIR = "aim"
+DVCLIVE_DIR = "dvclive"
 
 # In a saved model directory (MODEL_DIR, BEST_DIR, a checkpoint): the names transformers and
 # peft give their files (saved_model.py).

@@ -63,7 +63,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.storage.checkpoint import atomic_dir
     from finetune.model.shared_names import name_base_model
     from finetune.tasks import get_task
-    from finetune.training.tracking import MetricsLog, check_trackers, make_trackers
+    from finetune.training.tracking import MetricsLog
+    from finetune.training.trackers import check_trackers, start_trackers
 
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
@@ -149,7 +150,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
     main = accelerator.is_main_process
-    trackers = make_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
+    trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
     return Run(
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,

@@ -1,0 +1,40 @@
+"""Trackers come from Accelerate; the tracker's own environment variables win over our defaults,
+and one that cannot start is a one-line error naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetune.errors import ConfigError
+from finetune.training.trackers import flat_params, start_trackers
+
+
+def test_mlflow_tracking_uri_from_the_environment_wins_over_the_run_directory(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    elsewhere = (tmp_path / "team-store").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team")
+    run = tmp_path / "run"
+    run.mkdir()
+    [tracker] = start_trackers(["mlflow"], run, {"training": {"lr": 0.5}})
+    tracker.log({"train/loss": 1.25}, step=3)
+    tracker.finish()
+    client = MlflowClient(tracking_uri=elsewhere)
+    [logged] = client.search_runs([client.get_experiment_by_name("team").experiment_id])
+    assert logged.data.params == {"training.lr": "0.5"}
+    assert [(m.step, m.value) for m in client.get_metric_history(logged.info.run_id, "train/loss")] == [(3, 1.25)]
+    assert not (run / "mlruns").exists()
+
+
+def test_a_tracker_that_cannot_start_is_a_config_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "store").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "false")  # MLflow 3 refuses its file store then
+    with pytest.raises(ConfigError, match="training.report_to 'mlflow' could not start"):
+        start_trackers(["mlflow"], tmp_path, {})
+
+
+def test_the_config_is_flattened_to_scalars_for_hyperparameter_tables():
+    assert flat_params({"a": {"b": 1, "c": [1, 2]}, "d": None, "e": "x"}) == {
+        "a.b": 1, "a.c": "[1, 2]", "d": "null", "e": "x"}
