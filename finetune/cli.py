@@ -193,6 +193,15 @@ def attention(
 
 
 @app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
+    """Write RUN_DIR/report.html: config, curves, metrics, errors or generations and attention, on one
+    self-contained page."""
+    from finetune.views.report import write_report
+
+    typer.echo(f"wrote {write_report(*_load_run(run_dir, []))}")
+
+
+@app.command()
 def env(as_json: bool = typer.Option(False, "--json", help="One JSON object, for scripts.")) -> None:
     """Print versions, devices and the Accelerate setup, to paste into a bug report."""
     from finetune.envinfo import format_report, report

@@ -28,6 +28,8 @@ LOSS_PLOT = "train_loss.png"
 LR_PLOT = "learning_rate.png"
 EVAL_PLOT = "eval_metrics.png"
 ATTENTION_DIR = "attention"
+REPORT_FILE = "report.html"  # `finetune report`
+REPORT_RECORD = ".finetune-report.json"  # {sha256} of the report.html finetune wrote last
 TENSORBOARD_DIR = "tensorboard"
 
 # In a saved model directory (MODEL_DIR, BEST_DIR, a checkpoint): the names transformers and
