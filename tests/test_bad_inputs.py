@@ -408,6 +408,20 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 BAD_UTF8 = b"\xff\xfe broken"
 
 
+# ----------------------------------------------------------------------------- report and attention (issue 13, items 9-10)
+def users_report(tmp, cfg, model):
+    """A finished run holding a report.html that finetune did not write."""
+    run = finished_run(tmp, cfg)
+    (run / "report.html").write_text("<p>my own notes</p>")
+    return ["cli", "report", str(run)]
+
+
+def attention_of_finished_run(*args: str):
+    def make(tmp, cfg, model):
+        return ["cli", "attention", str(finished_run(tmp, cfg)), "a fine film", *args]
+    return make
+
+
 CASES = [
     ("yaml-syntax", raw_yaml("task: sentiment\nmodel: {name_or_path: x\n"), "YAML syntax error at line"),
     ("yaml-tab-indent", raw_yaml("task: sentiment\nmodel:\n\tname_or_path: x\n"), "YAML syntax error"),
@@ -544,6 +558,11 @@ CASES = [
     ("attn-kernel-typo", cfg_edit("model.attn_implementation", "spda", "train"), "model.attn_implementation: bert"),
     ("attn-kernel-unsupported", cfg_edit("model.attn_implementation", "flash_attention_9", "train"), "supports eager, sdpa"),
     ("attn-flex-cannot-train", cfg_edit("model.attn_implementation", "flex_attention", "train"), "model.attn_implementation: flex_attention"),
+    # report and attention (issue 13, items 9-10): a user's report.html is kept; options name themselves
+    ("report-html-not-ours", users_report, "report.html': exists and is not the report finetune wrote"),
+    ("report-not-a-run", lambda tmp, cfg, model: ["cli", "report", str(tmp)], "is not a run directory"),
+    ("attention-target-on-classifier", attention_of_finished_run("--target", "x"), "--target"),
+    ("attention-layer-out-of-range", attention_of_finished_run("--layer", "2"), "--layer 2: the model has 2"),
 ]
 
 

@@ -23,6 +23,13 @@ def attention_maps(model, batch: dict) -> dict:
 
     model = model.get_base_model() if hasattr(model, "get_base_model") else model
     model.eval()
+    with torch.no_grad():  # the recipes call the projections again, outside the forward pass
+        return _maps(model, batch)
+
+
+def _maps(model, batch: dict) -> dict:
+    import torch
+
     keys_kept = batch["attention_mask"].bool()
     if model.config.model_type in T5_TYPES:
         return _t5_maps(model, batch, keys_kept)
