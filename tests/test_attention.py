@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import run_cli
+from conftest import main_in_process
 from png import assert_png
 from tiny_models import TINY
 
@@ -80,36 +80,42 @@ def test_lora_run_maps_equal_eager_attention(lora_run):
         torch.testing.assert_close(ours[layer][real], theirs[layer][real], atol=1e-5, rtol=1e-4)
 
 
-def test_attention_command_writes_grid_and_heads(lora_run, tmp_path):
+def attention(capsys, monkeypatch, *args: str) -> tuple[int, str]:
+    code, _, err = main_in_process(["attention", *args], capsys, monkeypatch)
+    return code, err
+
+
+def test_attention_command_writes_grid_and_heads(lora_run, tmp_path, capsys, monkeypatch):
     run = shutil.copytree(lora_run, tmp_path / "run")
-    result = run_cli("attention", str(run), "Works as described.", "--layer", "0", "--head", "1")
-    assert result.returncode == 0, result.stderr
+    code, err = attention(capsys, monkeypatch, str(run), "Works as described.", "--layer", "0", "--head", "1")
+    assert code == 0, err
     assert [p.name for p in (run / "attention").iterdir()] == ["layer0_head1.png"]
     assert_png(run / "attention" / "layer0_head1.png")
-    result = run_cli("attention", str(run), "Works as described.")  # every head of the last layer
-    assert result.returncode == 0, result.stderr
+    code, err = attention(capsys, monkeypatch, str(run), "Works as described.")  # every head of the last layer
+    assert code == 0, err
     assert sorted(p.name for p in (run / "attention").glob("layer1_*.png")) == [
         "layer1_head0.png", "layer1_head1.png", "layer1_heads.png"]
     assert_png(run / "attention" / "layer1_heads.png")
 
 
-def test_t5_run_maps_its_target_or_its_own_generation(t5_lora_run, tmp_path):
+def test_t5_run_maps_its_target_or_its_own_generation(t5_lora_run, tmp_path, capsys, monkeypatch):
     run = shutil.copytree(t5_lora_run, tmp_path / "run")
-    result = run_cli("attention", str(run), "the film was good", "--target", "good was film the", "--head", "0")
-    assert result.returncode == 0, result.stderr
+    code, err = attention(capsys, monkeypatch, str(run), "the film was good", "--target", "good was film the",
+                          "--head", "0")
+    assert code == 0, err
     names = sorted(p.name for p in (run / "attention").iterdir())
     assert names == ["cross_layer1_head0.png", "decoder_layer1_head0.png", "encoder_layer1_head0.png"]
     for name in names:
         assert_png(run / "attention" / name)
-    result = run_cli("attention", str(run), "the film was good", "--layer", "0")  # generates its target
-    assert result.returncode == 0, result.stderr
+    code, err = attention(capsys, monkeypatch, str(run), "the film was good", "--layer", "0")  # generates its target
+    assert code == 0, err
     assert {"cross_layer0_heads.png", "decoder_layer0_head1.png"} <= {p.name for p in (run / "attention").iterdir()}
 
 
 @pytest.mark.parametrize("option", [["--layer", "7"], ["--head", "-3"], ["--target", "x"]])
-def test_bad_layer_head_or_target_is_one_line_error(lora_run, tmp_path, option):
+def test_bad_layer_head_or_target_is_one_line_error(lora_run, tmp_path, capsys, monkeypatch, option):
     run = shutil.copytree(lora_run, tmp_path / "run")
-    result = run_cli("attention", str(run), "hi", *option)
-    assert result.returncode == 2 and option[0] in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    code, err = attention(capsys, monkeypatch, str(run), "hi", *option)
+    assert code == 2 and option[0] in err
+    assert len(err.strip().splitlines()) == 1
     assert not (run / "attention").exists()

@@ -9,6 +9,7 @@ import math
 from finetune.views.plots import _pyplot
 
 _LABELLED_UP_TO = 40  # tokens; beyond this, tick labels would overlap
+_GRID_LABELLED_UP_TO = 24  # the same in a grid's smaller maps
 
 
 def single_head(weights, queries: list[str], keys: list[str], title: str, target):
@@ -33,7 +34,7 @@ def head_grid(weights, queries: list[str], keys: list[str], title: str, target):
     heads = weights.shape[0]
     columns = math.ceil(math.sqrt(heads))
     rows = math.ceil(heads / columns)
-    side = 2.2 if len(keys) <= 12 else 3.2
+    side = 2.2 if len(keys) <= 12 else 3.6
     fig, axes = plt.subplots(rows, columns, figsize=(side * columns + 0.5, side * rows + 0.8), squeeze=False)
     for h, ax in enumerate(axes.flat):
         if h >= heads:
@@ -41,7 +42,7 @@ def head_grid(weights, queries: list[str], keys: list[str], title: str, target):
             continue
         ax.imshow(weights[h], cmap="viridis", vmin=0.0, vmax=float(weights[h].max()))
         ax.set_title(f"head {h}", fontsize=9)
-        if len(keys) <= 12:
+        if max(len(keys), len(queries)) <= _GRID_LABELLED_UP_TO:
             _label(ax, queries, keys, fontsize=6, axis_names=False)
         else:
             ax.set_xticks([])
