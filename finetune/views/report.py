@@ -102,6 +102,7 @@ def _attention(run: Path, cfg, predictions: list[dict] | None, finished: bool) -
     from finetune.views.attention.heatmaps import head_grid
     from finetune.views.attention.one_text import text_attention
     from finetune.views.report_figures import data_uri
+    from finetune.views.sparse_attention_maps import SPARSE_FAMILIES
 
     if not finished:
         return _missing("not available: the run has no final model yet")
@@ -110,7 +111,8 @@ def _attention(run: Path, cfg, predictions: list[dict] | None, finished: bool) -
     first = predictions[0]
     try:
         task, tokenizer, model = load_run_model(run, cfg)
-        target = first.get("generated") if task.generates else None
+        sparse = model.config.model_type in SPARSE_FAMILIES  # LED: maps of its encoder only
+        target = first.get("generated") if task.generates and not sparse else None
         maps, tokens = text_attention(task, tokenizer, model, first.get("text") or first["source"], target)
     except FinetuneError as error:  # e.g. a family without maps: the rest of the report still stands
         return _missing(f"not available: {error}")

@@ -37,7 +37,7 @@ def _target_ids(task, tokenizer, model, prompt, target: str | None):
     start = model.config.decoder_start_token_id if task.kind == "seq2seq" else None
     if target is not None:
         ids = tokenizer(text_target=target, add_special_tokens=task.kind == "seq2seq")["input_ids"]
-        return torch.tensor([([start] if start is not None else []) + ids])
+        return torch.tensor([([start] if start is not None else []) + ids], dtype=torch.long)  # ids may be empty
     settings = task.arch.generation_config(model.config, tokenizer)
     with torch.no_grad():
         generated = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
