@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast clean chromium
 
 # torch is installed first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 # constraints.txt pins every other dependency to the versions this project is tested with.
@@ -23,7 +23,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/finetune train --config quickstart --overwrite
 
-test: $(STAMP)
+# The report test opens report.html in headless Chromium (a Debian package, so not in the venv).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

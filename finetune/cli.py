@@ -193,15 +193,28 @@ def merge(
 def attention(
     run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
     text: str = typer.Argument(..., help="The text to look at."),
-    layer: Optional[int] = typer.Option(None, "--layer", help="Layer (default: the last)."),
-    head: Optional[int] = typer.Option(None, "--head", help="Head (default: every head)."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Layer, counted from 0 (default: the last)."),
+    head: Optional[int] = typer.Option(None, "--head", help="Head, counted from 0 (default: a grid of every "
+                                       "head, and each head alone)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Generation runs: the target the decoder "
+                                         "reads (default: the model's own generation)."),
 ) -> None:
-    """Heatmaps of the fine-tuned model's self-attention over TEXT, in RUN_DIR/attention."""
-    from finetune.views.attention import attention_run
+    """Heatmaps of the fine-tuned model's attention over TEXT, in RUN_DIR/attention
+    (layerL_headH.png, layerL_heads.png; T5: encoder_, decoder_, cross_ before each name)."""
+    from finetune.views.attention.command import attention_run
 
     run, cfg = _load_run(run_dir, [])
-    for path in attention_run(run, cfg, text, layer, head):
+    for path in attention_run(run, cfg, text, layer, head, target):
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`.")) -> None:
+    """Write RUN_DIR/report.html: config, curves, metrics, errors or generations and attention, on one
+    self-contained page."""
+    from finetune.views.report import write_report
+
+    typer.echo(f"wrote {write_report(*_load_run(run_dir, []))}")
 
 
 @app.command()

@@ -122,3 +122,41 @@ def script_module(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def t5_lora_run(tmp_path_factory) -> Path:
+    """Two steps of a LoRA translation run on a tiny random T5, evaluated once: a finished
+    generation run for the tools that read one (attention, report). Treat it as read-only."""
+    import json
+
+    from tiny_models import build_tiny_generator, corpus
+
+    root = tmp_path_factory.mktemp("t5-lora-run")
+    model = build_tiny_generator("t5", root / "t5")
+    rows = [{"en": t, "de": " ".join(reversed(t.split()))} for t in corpus()[:12]]
+    data = root / "mt.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = write_config(root / "t5.yaml", f"""task: translation
+model:
+  name_or_path: {model}
+data:
+  files: {{train: {data}, validation: {data}}}
+  text_column: en
+  target_column: de
+  max_source_length: 24
+  max_target_length: 12
+  max_eval_samples: 3
+lora:
+  enabled: true
+training:
+  output_dir: {root / 'run'}
+  max_steps: 2
+  batch_size: 4
+  log_every: 1
+eval:
+  generation: {{max_new_tokens: 6}}
+""")
+    result = run_cli("train", "--config", str(cfg), env={"FINETUNE_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    return root / "run"

@@ -440,6 +440,20 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 BAD_UTF8 = b"\xff\xfe broken"
 
 
+# ----------------------------------------------------------------------------- report and attention (issue 13, items 9-10)
+def users_report(tmp, cfg, model):
+    """A finished run holding a report.html that finetune did not write."""
+    run = finished_run(tmp, cfg)
+    (run / "report.html").write_text("<p>my own notes</p>")
+    return ["cli", "report", str(run)]
+
+
+def attention_of_finished_run(*args: str):
+    def make(tmp, cfg, model):
+        return ["cli", "attention", str(finished_run(tmp, cfg)), "a fine film", *args]
+    return make
+
+
 CASES = [
     ("yaml-syntax", raw_yaml("task: sentiment\nmodel: {name_or_path: x\n"), "YAML syntax error at line"),
     ("yaml-tab-indent", raw_yaml("task: sentiment\nmodel:\n\tname_or_path: x\n"), "YAML syntax error"),
@@ -590,6 +604,11 @@ CASES = [
     ("chat-on-a-classification-run", lambda tmp, cfg, model: ["cli", "chat", str(finished_run(tmp, cfg))], "use finetune predict"),
     ("tracker-unknown", cfg_edit("training.report_to", ["mlfow"]), "training.report_to"),
     ("tracker-package-missing", cfg_edit("training.report_to", ["tensorboard", "comet_ml"], "train"), "pip install comet-ml"),
+    # report and attention (issue 13, items 9-10): a user's report.html is kept; options name themselves
+    ("report-html-not-ours", users_report, "report.html': exists and is not the report finetune wrote"),
+    ("report-not-a-run", lambda tmp, cfg, model: ["cli", "report", str(tmp)], "is not a run directory"),
+    ("attention-target-on-classifier", attention_of_finished_run("--target", "x"), "--target"),
+    ("attention-layer-out-of-range", attention_of_finished_run("--layer", "2"), "--layer 2: the model has 2"),
 ]
 
 

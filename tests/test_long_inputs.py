@@ -221,7 +221,7 @@ def test_bigbird_with_short_max_length_uses_full_attention_from_the_start(
 def test_attention_maps_show_window_and_global_tokens(long_models, family):
     import transformers as tf
 
-    from finetune.views.attention import model_attention
+    from finetune.views.attention.maps import model_attention
 
     auto = tf.AutoModelForSeq2SeqLM if family == "led" else tf.AutoModelForSequenceClassification
     model = auto.from_pretrained(long_models[family]).eval()
@@ -229,7 +229,7 @@ def test_attention_maps_show_window_and_global_tokens(long_models, family):
     text = "a long and winding sentence about a film that goes on well past the window size"
     batch = tokenizer([text], return_tensors="pt")
     n = batch["input_ids"].shape[1]
-    maps = model_attention(model, tokenizer, batch)
+    maps = model_attention(model, tokenizer, batch)["self"]
     assert maps.shape == (2, 1, 2, n, n)  # layer, batch, head, query, key over the text's tokens
     if family == "big_bird":  # its own block-sparse map: some keys never attended
         assert (maps == 0).any() and maps.sum(-1).max() <= 1 + 1e-5

@@ -28,6 +28,8 @@ LOSS_PLOT = "train_loss.png"
 LR_PLOT = "learning_rate.png"
 EVAL_PLOT = "eval_metrics.png"
 ATTENTION_DIR = "attention"
+REPORT_FILE = "report.html"  # `finetune report`
+REPORT_RECORD = ".finetune-report.json"  # {sha256} of the report.html finetune wrote last
 TENSORBOARD_DIR = "tensorboard"  # training.report_to trackers that write files keep them here
 MLRUNS_DIR = "mlruns"  # MLflow's file store, unless MLFLOW_TRACKING_URI names another
 AIM_DIR = "aim"
@@ -70,9 +72,18 @@ def _of(weights: str | None) -> str:
     return f".{Path(weights).name}" if weights else ""
 
 
-def attention_file(layer: int, head: int) -> str:
-    """In ATTENTION_DIR (`finetune attention`)."""
-    return f"layer{layer}_head{head}.png"
+def attention_file(layer: int, head: int, kind: str = "self") -> str:
+    """In ATTENTION_DIR (`finetune attention`); `kind`: self, or T5's encoder, decoder, cross."""
+    return f"{_kind(kind)}layer{layer}_head{head}.png"
+
+
+def attention_grid_file(layer: int, kind: str = "self") -> str:
+    """Every head of one layer, in ATTENTION_DIR."""
+    return f"{_kind(kind)}layer{layer}_heads.png"
+
+
+def _kind(kind: str) -> str:
+    return "" if kind == "self" else f"{kind}_"
 
 
 def checkpoint_name(step: int) -> str:

@@ -65,7 +65,7 @@ def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -
     from sklearn.metrics import ConfusionMatrixDisplay
 
     plt = _pyplot()
-    size = max(3.5, 0.6 * len(labels) + 2)
+    size = max(4.5, 0.6 * len(labels) + 2)  # room for the title
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
         [r["label"] for r in records], [r["predicted"] for r in records], labels=labels,
