@@ -65,3 +65,13 @@ def test_unreadable_cache_means_measuring_again(tmp_path):
     (tmp_path / model_flops.PEAK_FILE).write_text("not json")
     assert model_flops.matmul_peak(torch.device("cpu"), torch.float32, tmp_path) > 1e8
     assert json.loads((tmp_path / model_flops.PEAK_FILE).read_text())  # rewritten whole
+
+
+def test_measuring_leaves_the_global_random_state_alone(tmp_path):
+    import torch
+
+    from finetune.training import model_flops
+
+    before = torch.get_rng_state()
+    model_flops.matmul_peak(torch.device("cpu"), torch.float32, tmp_path)
+    assert torch.equal(torch.get_rng_state(), before)  # dropout draws the same masks either way

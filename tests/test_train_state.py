@@ -18,7 +18,7 @@ import pytest
 from conftest import QUIET_ENV, ROOT, run_cli, sentiment_yaml, write_config
 
 # Fields that measure the machine (speed, memory, wall time), not the training.
-TIMING = {"time", "samples_per_s", "tokens_per_s", "peak_memory_mb", "eval_seconds", "first_step_seconds"}
+TIMING = {"time", "samples_per_s", "tokens_per_s", "peak_memory_mb", "eval_seconds", "first_step_seconds", "mfu"}
 
 
 def _config(path: Path, model, files, out: Path, **training) -> Path:
@@ -86,8 +86,9 @@ def _max_difference(a: dict, b: dict) -> float:
     [
         ({}, "at-random-step"),
         ({"lora": True, "gradient_accumulation_steps": 2, "max_steps": 8, "save_every": 2}, "during-write"),
+        ({"optimizer": "adafactor", "lr": 1.0e-2, "max_steps": 8}, "at-random-step"),  # its factored state too
     ],
-    ids=["full", "lora-accum"],
+    ids=["full", "lora-accum", "adafactor"],
 )
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_bert, sentiment_files, variant, kill):
     reference = tmp_path / "reference"

@@ -166,6 +166,10 @@ class TrainingSection(Section):
     # No upper bound: an absurd rate fails at its first step with a NaN/inf stop that names it,
     # and the divergence tests rely on one (lr 1e30) to provoke exactly that stop.
     lr: float = Field(5e-5, gt=0)
+    optimizer: Literal["adamw", "adafactor"] = Field(
+        "adamw", description="`adafactor` scales each update by the parameter's size (T5's own "
+        "optimizer; trains a T5 from scratch much faster than AdamW, with lr ~1e-2).",
+    )
     weight_decay: float = Field(0.01, ge=0, le=1)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)

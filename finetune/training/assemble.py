@@ -15,6 +15,7 @@ from finetune.storage import run_dir as rd
 from finetune.configuration.config import RunConfig
 from finetune.errors import ConfigError
 from finetune.storage.run_lock import RunLock
+from finetune.training.optimizer import make_optimizer
 
 
 @dataclass
@@ -134,7 +135,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     train_loader, sampler = _train_loader(cfg, task, tokenizer, train_ds, model.config)
     eval_loader = make_eval_loader(cfg, task, tokenizer, eval_ds, model.config)
     prompt_loader = make_generation_loader(task, tokenizer, eval_raw, model.config)
-    optimizer = _optimizer(cfg, model, accelerator.device.type)
+    optimizer = make_optimizer(cfg.training, model, accelerator.device.type)
     model, optimizer, train_loader, eval_loader = accelerator.prepare(
         model, optimizer, train_loader, eval_loader
     )
@@ -270,34 +271,6 @@ def _collator(cfg: RunConfig, task, tokenizer, model_config):
 def _pad_multiple(cfg: RunConfig) -> int | None:
     # Tensor cores want multiples of 8 under half precision; on fp32 padding is pure waste.
     return 8 if cfg.training.mixed_precision != "no" else None
-
-
-def _optimizer(cfg: RunConfig, model, device_type: str):
-    import torch
-
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        # Biases and normalisation weights are not regularised (the standard BERT recipe).
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": cfg.training.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    # One fused kernel per step rather than a dozen foreach passes (and temporaries) over every
-    # parameter: MiniLM full fine-tuning on CPU ran 1.5x faster, the update being most of a short
-    # batch's step. Params are still on the CPU here: ask about the device they will train on.
-    fused = device_type in _fused_adamw_devices()
-    return torch.optim.AdamW(groups, lr=cfg.training.lr, **({"fused": True} if fused else {"foreach": True}))
-
-
-def _fused_adamw_devices() -> list[str]:
-    try:
-        from torch.optim.optimizer import _get_fused_kernels_supported_devices
-    except ImportError:  # private to torch: without it, foreach is the safe choice
-        return []
-    return _get_fused_kernels_supported_devices()
 
 
 def _scheduler(cfg: RunConfig, optimizer, total_steps: int):

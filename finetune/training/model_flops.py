@@ -78,8 +78,11 @@ def _measure(device, dtype, reps: int = 3) -> float:
     import torch
 
     n = 4096 if device.type == "cuda" else 1024
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    # A generator of its own: drawing from the global one would shift dropout, and a run that
+    # measured (the first on a machine) would differ from its resumed copy that read the cache.
+    rng = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, generator=rng).to(dtype)
+    b = torch.randn(n, n, device=device, generator=rng).to(dtype)
     a @ b  # warm-up: thread pool, packing buffers, kernel selection
     best = float("inf")
     for _ in range(reps):
