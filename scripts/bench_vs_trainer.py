@@ -8,6 +8,9 @@ Runs, alternating (A B C D, A B C D, ...), each case as a subprocess the way a u
   ours-lora-fast   the same with training.activation_checkpointing=false (speed for memory)
   trainer-pad128   scripts/trainer_baseline.py padded to max length (run_glue.py's default)
   ours-bf16        (--bf16) ours-full under bf16 autocast on the CPU
+  ours-packed      ours-full with data.packing (several rows' examples share a row of max_length)
+  ours-compiled    (--compile) ours-full with training.compile (torch.compile, inductor); its
+                   compile time shows in wall time and first_step_seconds, not in samples/s
 Same model, rows, batch size, max length, steps, lr, seed and thread count for all of them.
 
 Prints a table of medians and writes a JSON file with every run. Needs ../shared (SST-2);
@@ -49,6 +52,7 @@ def parse_args() -> argparse.Namespace:
                    help="untimed rounds of ours-full and trainer-dynamic first (cold caches, CPU clocks)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--bf16", action="store_true", help="also run ours under bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="also run ours with torch.compile")
     p.add_argument("--cases", default="", help="comma-separated subset of case names")
     p.add_argument("--out", default="bench-results/bench_vs_trainer.json")
     p.add_argument("--shared", type=Path, default=SHARED, help="models and data (default ../shared)")
@@ -111,6 +115,8 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
         f"training.activation_checkpointing={'false' if name == 'ours-lora-fast' else 'auto'}",
         # quoted: YAML reads a bare `no` as false
         "training.mixed_precision=" + ("bf16" if name == "ours-bf16" else "'no'"),
+        f"data.packing={'true' if name == 'ours-packed' else 'false'}",
+        f"training.compile={'true' if name == 'ours-compiled' else 'false'}",
     ]
     config = work / "sst2-minilm.yaml"
     config.write_text("task: sentiment\nmodel:\n  name_or_path: x\ndata:\n  files: {}\n", encoding="utf-8")
@@ -118,14 +124,25 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
     wall, cpu, rss, _ = run_measured(cmd, env)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
-    seconds = samples = tokens = 0.0
+    seconds = samples = tokens = mfu_seconds = 0.0
     previous = 0
+    windows = []
     for r in train:  # each record covers the steps since the previous one, at full batches
         n = (r["step"] - previous) * args.batch_size
         previous = r["step"]
-        seconds += n / r["samples_per_s"]
+        windows.append((n, n / r["samples_per_s"], r["tokens_per_s"] * n / r["samples_per_s"], r.get("mfu", 0.0)))
+    compile_seconds = None
+    if name == "ours-compiled" and len(windows) > 1:
+        # Steady state: the first window holds the compilation; what it took beyond the steady
+        # rate is the compile time, reported on its own.
+        first, windows = windows[0], windows[1:]
+        steady = sum(w[1] for w in windows) / sum(w[0] for w in windows)
+        compile_seconds = first[1] - first[0] * steady
+    for n, secs, toks, mfu in windows:
+        seconds += secs
         samples += n
-        tokens += r["tokens_per_s"] * n / r["samples_per_s"]
+        tokens += toks
+        mfu_seconds += mfu * secs
     accuracy = json.loads((run / "eval_validation.json").read_text())["accuracy"]
     weights = run / "model" / ("adapter_model.safetensors" if lora else "model.safetensors")
     return {
@@ -133,6 +150,8 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
         "accuracy": accuracy, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss,
         "first_step_seconds": train[0].get("first_step_seconds"),
         "weights_bytes": weights.stat().st_size,
+        "logged_mfu": mfu_seconds / seconds,  # the log's own MFU (the run's peak), time-weighted
+        **({"compile_seconds": compile_seconds} if compile_seconds is not None else {}),
     }
 
 
@@ -186,7 +205,9 @@ def main() -> None:
         print(f"skipped: {args.shared}/data/sst2 is not present (models and data live beside the repo)")
         return
     names = ["ours-full", "trainer-dynamic", "trainer-tuned", "ours-lora", "trainer-pad128", "ours-lora-fast"]
+    names.insert(1, "ours-packed")
     names += ["ours-bf16"] if args.bf16 else []
+    names += ["ours-compiled"] if args.compile else []
     if args.cases:
         names = [n for n in names if n in args.cases.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-vs-trainer-"))
@@ -249,12 +270,19 @@ def main() -> None:
         if "ours-lora-fast" in summary:
             ratios["peak_rss ours-lora-fast/ours-full"] = summary["ours-lora-fast"]["peak_rss_mb"] / full["peak_rss_mb"]
         ratios["weights on disk lora/full"] = runs["ours-lora"][-1]["weights_bytes"] / runs["ours-full"][-1]["weights_bytes"]
+    for case in ("ours-packed", "ours-compiled"):
+        if full and case in summary:
+            ratios[f"samples_per_s {case}/ours-full"] = summary[case]["samples_per_s"] / full["samples_per_s"]
+            ratios[f"accuracy points {case} - ours-full"] = 100 * (summary[case]["accuracy"] - full["accuracy"])
     if full and "ours-bf16" in summary:
         ratios["samples_per_s bf16/fp32"] = summary["ours-bf16"]["samples_per_s"] / full["samples_per_s"]
         ratios["accuracy points bf16 - fp32"] = 100 * (summary["ours-bf16"]["accuracy"] - full["accuracy"])
     print()
     for key, value in ratios.items():
         print(f"{key:45s} {value:8.3f}")
+    if "ours-compiled" in runs:
+        print(f"{'compile time of ours-compiled (s), median':45s} "
+              f"{statistics.median(r['compile_seconds'] for r in runs['ours-compiled']):8.1f}")
     if full:
         print(f"{'first step (s since process start), median':45s} "
               f"{statistics.median(r['first_step_seconds'] for r in runs['ours-full']):8.1f}")
