@@ -93,10 +93,10 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     import json
 
     from finetune.storage import run_dir as rd
-    from finetune.storage.saved_model import load_run_model
+    from finetune.storage.saved_model import load_run_model, saved_config_file
 
     # Check the options against the saved config before the (slow) model load.
-    saved = json.loads((rd.model_dir(run) / rd.MODEL_CONFIG_FILE).read_text(encoding="utf-8"))
+    saved = json.loads(saved_config_file(rd.model_dir(run)).read_text(encoding="utf-8"))
     for value, key, option in ((layer, "num_hidden_layers", "--layer"), (head, "num_attention_heads", "--head")):
         if key in saved:
             _pick(value, saved[key], option, default=0)
