@@ -4,7 +4,7 @@ and answers EXAMPLE_TEXT as `finetune predict` would (tests run it as written).
 It loads `model_id = "<ref>"`: the directory relative to the run (run it from the run
 directory), or the Hub repo id in the card `finetune push` uploads. transformers 5 has no
 text2text-generation, summarization or translation pipeline: encoder-decoder models call
-generate() themselves."""
+generate() themselves, and so do decoder-only ones, to tokenize their prompt as training did."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ MODEL_ID_LINE = 'model_id = "{}"'  # the one line `finetune push` points at the 
 
 
 def usage(kind: str, adapter: bool, ref: str, labels: list[str] | None = None,
-          prompt: tuple[str, str] = ("", "")) -> str:
+          prompt: tuple[str, str, str] = ("", "", "")) -> str:
     """`kind`: classification, seq2seq or causal; `labels`: a classifier's names in id order;
-    `prompt`: the text before and after the input, as evaluation wrapped it."""
+    `prompt`: (template text before, source prefix, template text after) the input."""
     head = MODEL_ID_LINE.format(ref)
     if kind == "classification":
         code = _classifier(head, adapter, labels or [])
@@ -47,23 +47,24 @@ classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.
 print(classify([{EXAMPLE_TEXT!r}]))"""
 
 
-def _generator(head: str, kind: str, prompt: tuple[str, str]) -> str:
-    before, after = prompt
-    text = " + ".join(repr(part) for part in (before, EXAMPLE_TEXT, after) if part)
+def _generator(head: str, kind: str, prompt: tuple[str, str, str]) -> str:
+    before, prefix, after = prompt
     cls = "AutoModelForSeq2SeqLM" if kind == "seq2seq" else "AutoModelForCausalLM"
-    imports = f"from transformers import {cls}, AutoTokenizer, GenerationConfig" + (
-        "" if kind == "seq2seq" else ", pipeline")
     # generation_config.json holds evaluation's decoding; an adapter's base model brings its own.
-    load = f"""{imports}
+    load = f"""import torch
+from transformers import {cls}, AutoTokenizer, GenerationConfig
 
 {head}
 tokenizer = AutoTokenizer.from_pretrained(model_id)
 model = {cls}.from_pretrained(model_id)
 model.generation_config = GenerationConfig.from_pretrained(model_id)
-text = {text}
 """
     if kind == "seq2seq":
-        return load + """output = model.generate(**tokenizer([text], return_tensors="pt"))
+        return load + f"""output = model.generate(**tokenizer([{prefix + EXAMPLE_TEXT!r}], return_tensors="pt"))
 print(tokenizer.batch_decode(output, skip_special_tokens=True))"""
-    return load + """generate = pipeline("text-generation", model=model, tokenizer=tokenizer)
-print([answer[0]["generated_text"].strip() for answer in generate([text], return_full_text=False)])"""
+    # Tokenized in the pieces training saw: as one string (the text-generation pipeline's way),
+    # byte-level BPE may split the template's edges differently and the answer drift.
+    return load + f"""pieces = [{before!r}, {prefix + EXAMPLE_TEXT!r}, {after!r}]
+ids = tokenizer(pieces[0])["input_ids"] + [i for p in pieces[1:] for i in tokenizer(p, add_special_tokens=False)["input_ids"]]
+output = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+print([text.strip() for text in tokenizer.batch_decode(output[:, len(ids):], skip_special_tokens=True)])"""

@@ -125,18 +125,19 @@ def _provenance(cfg: RunConfig, data, run: Path) -> str:
     return "\n".join(lines)
 
 
-def prompt_around(task) -> tuple[str, str]:
-    """The text evaluation put before and after each input: the source prefix, and for a
-    decoder-only model the prompt template (decoder_only.py tokenizes the same pieces)."""
+def prompt_around(task) -> tuple[str, str, str]:
+    """(template text before, source prefix, template text after) each input, as evaluation
+    wrapped it: decoder-only models fill the prompt template (decoder_only.py tokenizes the same
+    three pieces), encoder-decoders only take the prefix."""
     if task.kind == "classification":
-        return "", ""
+        return "", "", ""
     prefix = task.spec.data.source_prefix
     if task.kind == "seq2seq":
-        return prefix, ""
+        return "", prefix, ""
     source_lang, target_lang = task.spec.languages()
     filled = task.spec.template().format(source="\x00", source_lang=source_lang, target_lang=target_lang)
     before, _, after = filled.partition("\x00")
-    return before + prefix, after
+    return before, prefix, after
 
 
 def base_model_license(cfg: RunConfig) -> str | None:
