@@ -36,6 +36,13 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
     labels = [r["label"] for r in classify(TEXTS)]
     assert labels == [merged.config.id2label[i] for i in expected.argmax(-1).tolist()]
 
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")  # the merged model's own card, as a plain transformers model
+    assert card.data.library_name == "transformers" and "peft" not in card.data.tags
+    assert f"from the LoRA adapter in `{lora_run.name}/model/`" in card.text
+    assert 'pipeline("text-classification", model=model_id)' in card.text
+
 
 def test_merge_refuses_a_non_empty_output(lora_run, tmp_path):
     out = tmp_path / "taken"
@@ -52,7 +59,7 @@ def test_merge_refuses_a_full_finetune_run(lora_run, tmp_path):
     run = tmp_path / "full"
     (run / "model").mkdir(parents=True)
     (run / "config.yaml").write_text((lora_run / "config.yaml").read_text())
-    (run / "model" / "config.json").write_text((lora_run / "model" / "config.json").read_text())
+    (run / "model" / "config.json").write_text((lora_run / "model" / "base_model_config.json").read_text())
     result = run_cli("merge", str(run), str(tmp_path / "out"))
     assert result.returncode == 2 and "is not a LoRA run" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -149,14 +149,12 @@ def base_model_license(cfg: RunConfig) -> str | None:
 
     name = resolve(cfg.model.name_or_path, "model.name_or_path")
     local = Path(name) / rd.CARD_FILE
-    path = local if local.is_file() else (
-        try_to_load_from_cache(name, rd.CARD_FILE, revision=cfg.model.revision) if is_hub_id(name) else None)
-    if not isinstance(path, (str, Path)):
-        return None
-    try:
-        return ModelCard.load(path, ignore_metadata_errors=True).data.license
+    try:  # a name that is no repo id, an unreadable card: no reason to fail a finished run
+        path = local if local.is_file() else (
+            try_to_load_from_cache(name, rd.CARD_FILE, revision=cfg.model.revision) if is_hub_id(name) else None)
+        return ModelCard.load(path, ignore_metadata_errors=True).data.license if isinstance(path, (str, Path)) else None
     except (OSError, ValueError):
-        return None  # an unreadable card is no reason to fail a finished run
+        return None
 
 
 def global_batch(cfg: RunConfig, processes: int) -> int:
