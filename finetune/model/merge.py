@@ -24,7 +24,7 @@ def merge_run(run: Path, cfg: RunConfig, out: Path | None = None, checkpoint: st
         )
     out = out or run / rd.MERGED_DIR
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"output '{out}': already exists and is not empty; choose a new directory")
+        raise RunDirError(f"output '{out}': already exists and is not empty; choose a new directory (OUT_DIR)")
     task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     merged = model.merge_and_unload()  # W + (alpha / r) * B @ A, the LoRA layers removed
     with atomic_dir(out) as tmp:
