@@ -562,6 +562,7 @@ CASES = [
     # Hub (issue 13): push and merge refuse before loading a model or reaching the network
     ("push-merged-missing", fake_run("push", "RUN", "me/model", "--merged"), "run `finetune merge"),
     ("push-repo-id-invalid", fake_run("push", "RUN", "me/two/slashes"), "repo id 'me/two/slashes'"),
+    ("push-merged-full-finetune", fake_run("push", "RUN", "me/model", "--merged", model_files=("config.json",)), "push without --merged"),
     ("push-no-final-model", fake_run("push", "RUN", "me/model", model_files=()), "no final model found"),
     ("merge-default-output-taken", fake_run("merge", "RUN", merged_files=("notes.txt",)), "merged': already exists and is not empty; choose a new directory (OUT_DIR)"),
 ]
@@ -612,7 +613,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 125  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 125 with 13's
+    assert len(CASES) >= 126  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

@@ -31,6 +31,6 @@ def merge_run(run: Path, cfg: RunConfig, out: Path | None = None, checkpoint: st
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         task.save_alongside(merged, tokenizer, tmp)
-        card = merged_card(run, cfg, task, out, label_names(merged.config, task))
+        card = merged_card(run, cfg, task, source, out, label_names(merged.config, task))
         (tmp / rd.CARD_FILE).write_text(card, encoding="utf-8")
     return out

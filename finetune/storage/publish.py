@@ -23,8 +23,13 @@ TRAINING_STATE = {rd.STATE_FILE, rd.MANIFEST_FILE, rd.BEST_FILE, OPTIMIZER_TENSO
 
 
 def source_dir(run: Path, merged: bool) -> Path:
+    from finetune.storage.saved_model import is_adapter
+
+    model = rd.model_dir(run)
     if not merged:
-        return rd.model_dir(run)
+        return model
+    if not is_adapter(model):
+        raise RunDirError(f"'{run}': is a full fine-tune, whose {rd.MODEL_DIR}/ loads as it is; push without --merged")
     target = run / rd.MERGED_DIR
     if not (target / rd.MODEL_CONFIG_FILE).is_file():
         raise RunDirError(

@@ -168,9 +168,10 @@ def pointed_at(card: str, ref: str) -> str:
     return line.sub(MODEL_ID_LINE.format(ref), card, count=1)
 
 
-def merged_card(run: Path, cfg: RunConfig, task, out: Path, labels: list[str] | None) -> str:
-    """The card of `finetune merge`'s output: the run's card as a transformers model, its usage
-    loading the merged directory (relative to the run, like the run's own)."""
+def merged_card(run: Path, cfg: RunConfig, task, source: Path, out: Path, labels: list[str] | None) -> str:
+    """The card of `finetune merge`'s output (`source`: the adapter merged): the run's card as a
+    transformers model, its usage loading the merged directory (relative to the run, like the
+    run's own)."""
     from huggingface_hub import ModelCard
 
     name = run.resolve().name
@@ -181,10 +182,10 @@ def merged_card(run: Path, cfg: RunConfig, task, out: Path, labels: list[str] | 
         data, head = card_data(cfg, name, {}, "transformers", base_model_license(cfg)), f"# {name}"
     data.library_name = "transformers"
     data.tags = [tag for tag in data.tags or [] if tag not in ("lora", "peft")] + ["merged"]
-    ref = Path(os.path.relpath(out.resolve(), run.resolve())).as_posix()
+    ref, adapter = (Path(os.path.relpath(p.resolve(), run.resolve())).as_posix() for p in (out, source))
     body = f"""{head}
 
-Merged by `finetune merge` from the LoRA adapter in `{name}/{rd.MODEL_DIR}/`: its weights are folded
+Merged by `finetune merge` from the LoRA adapter in `{name}/{adapter}/`: its weights are folded
 into the base model's, so this directory loads with transformers alone, without peft.
 
 {USAGE_HEADING}
