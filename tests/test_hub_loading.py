@@ -23,28 +23,19 @@ def card_code(card: str) -> str:
     return re.search(r"```python\n(.*?)```", usage, re.S).group(1)
 
 
-def run_python(code: str, cwd) -> str:
+def run_python(code: str, cwd) -> list[str]:
+    """The lines the code printed."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", code + NO_FINETUNE], cwd=cwd, env={**env, **QUIET_ENV},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
+    return result.stdout.strip().splitlines()
 
 
 def predict(run, text, capsys, monkeypatch) -> dict:
     code, out, err = main_in_process(["predict", str(run), text], capsys, monkeypatch)
     assert code == 0, err
     return json.loads(out)
-
-
-def test_lora_classifier_card_code_answers_as_predict(lora_run, capsys, monkeypatch):
-    from finetune.views.card_usage import EXAMPLE_TEXT
-
-    card = (lora_run / "model" / "README.md").read_text()
-    [answer] = ast.literal_eval(run_python(card_code(card), lora_run))
-    expected = predict(lora_run, EXAMPLE_TEXT, capsys, monkeypatch)
-    assert answer["label"] == expected["label"] and answer["label"] in ("negative", "positive")
-    assert answer["score"] == pytest.approx(expected["score"], abs=1e-4)
 
 
 LOADERS = """
@@ -65,12 +56,17 @@ print(json.dumps({"adapters": plain.active_adapters(), "same": same, "pipeline":
 """
 
 
-def test_lora_directory_loads_with_plain_from_pretrained_and_auto_peft(lora_run, capsys, monkeypatch):
+def test_lora_classifier_loads_as_its_card_says_and_with_plain_loaders(lora_run, capsys, monkeypatch):
     from finetune.views.card_usage import EXAMPLE_TEXT
 
-    loaded = json.loads(run_python(LOADERS, lora_run))
-    assert loaded["adapters"] == ["default"] and loaded["same"]
+    card = (lora_run / "model" / "README.md").read_text()
+    # One fresh process for both: the card's code as written, then the loaders without id2label.
+    printed = run_python(card_code(card) + "\n" + LOADERS, lora_run)
+    [answer], loaded = ast.literal_eval(printed[-2]), json.loads(printed[-1])
     expected = predict(lora_run, EXAMPLE_TEXT, capsys, monkeypatch)
+    assert answer["label"] == expected["label"] and answer["label"] in ("negative", "positive")
+    assert answer["score"] == pytest.approx(expected["score"], abs=1e-4)
+    assert loaded["adapters"] == ["default"] and loaded["same"]
     assert loaded["probs"] == pytest.approx(list(expected["probabilities"].values()), abs=1e-4)
     # Without id2label the names are transformers' defaults: no config.json to carry them (the card passes them).
     assert loaded["pipeline"] == f"LABEL_{['negative', 'positive'].index(expected['label'])}"
@@ -108,12 +104,12 @@ eval:
     code, _, err = main_in_process(["train", "--config", str(tmp_path / "run.yaml")], capsys, monkeypatch)
     assert code == 0, err
     card = (run / "README.md").read_text()
-    [answer] = ast.literal_eval(run_python(card_code(card), run))
+    [answer] = ast.literal_eval(run_python(card_code(card), run)[-1])
     # `finetune predict` takes texts as given, without data.source_prefix (evaluation adds it).
     expected = predict(run, "reverse: " + EXAMPLE_TEXT, capsys, monkeypatch)["generated"]
     assert expected and answer == expected  # min_new_tokens came from generation_config.json
     if family == "gpt2":  # the pipeline loads the adapter too, tokenizing the prompt its own way
-        assert run_python(PIPELINE, run).startswith("[{'generated_text': ")
+        assert run_python(PIPELINE, run)[-1].startswith("[{'generated_text': ")
 
 
 PIPELINE = """from transformers import pipeline

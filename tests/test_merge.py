@@ -49,7 +49,7 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
 
     from finetune.views.card_usage import EXAMPLE_TEXT
 
-    [answer] = ast.literal_eval(run_python(card_code(card.text), lora_run))
+    [answer] = ast.literal_eval(run_python(card_code(card.text), lora_run)[-1])
     with torch.no_grad():
         probs = adapter_model(**tokenizer([EXAMPLE_TEXT], return_tensors="pt")).logits.softmax(-1)[0]
     assert answer["label"] == merged.config.id2label[int(probs.argmax())]
