@@ -179,7 +179,9 @@ def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `f
 @app.command()
 def merge(
     run_dir: Path = typer.Argument(..., help="A LoRA run directory written by `finetune train`."),
-    out_dir: Path = typer.Argument(..., help="New directory for the merged model."),
+    out_dir: Optional[Path] = typer.Argument(
+        None, help="New directory for the merged model (default: RUN_DIR/merged, which `push --merged` sends).",
+        show_default=False),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
 ) -> None:
     """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
@@ -223,6 +225,20 @@ def env(as_json: bool = typer.Option(False, "--json", help="One JSON object, for
     from finetune.envinfo import format_report, report
 
     typer.echo(json.dumps(report(), indent=2) if as_json else format_report(report()))
+
+
+@app.command()
+def push(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `finetune train`."),
+    repo_id: str = typer.Argument(..., help="Hub repo to create or update, NAMESPACE/NAME."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private."),
+    merged: bool = typer.Option(False, "--merged", help="Send RUN_DIR/merged (`finetune merge`), not the adapter."),
+) -> None:
+    """Upload the run's model directory with its model card to the Hugging Face Hub."""
+    from finetune.storage import run_dir as rd
+    from finetune.storage.publish import push as upload
+
+    typer.echo(f"pushed to {upload(rd.require_run(run_dir), repo_id, private, merged)}")
 
 
 @config_app.command("show")

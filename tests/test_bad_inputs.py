@@ -382,6 +382,21 @@ def eval_checkpoint(checkpoint_arg):
     return make
 
 
+def fake_run(*command, model_files=("adapter_config.json",), merged_files=()):
+    """A run directory (config.yaml, model/ and maybe merged/ with these files), then the CLI on it:
+    `command` with RUN standing for its path."""
+    def make(tmp, cfg, model):
+        run = Path(cfg["training"]["output_dir"])
+        run.mkdir()
+        for folder, names in (("model", model_files), ("merged", merged_files)):
+            for name in names:
+                (run / folder).mkdir(parents=True, exist_ok=True)
+                (run / folder / name).write_text("{}")
+        (run / "config.yaml").write_text(RunConfig.model_validate(cfg).to_yaml())
+        return ["cli", *(str(run) if arg == "RUN" else arg for arg in command)]
+    return make
+
+
 def fp16_without_gpu(tmp, cfg, model):
     import torch
 
@@ -609,6 +624,12 @@ CASES = [
     ("report-not-a-run", lambda tmp, cfg, model: ["cli", "report", str(tmp)], "is not a run directory"),
     ("attention-target-on-classifier", attention_of_finished_run("--target", "x"), "--target"),
     ("attention-layer-out-of-range", attention_of_finished_run("--layer", "2"), "--layer 2: the model has 2"),
+    # Hub (issue 13): push and merge refuse before loading a model or reaching the network
+    ("push-merged-missing", fake_run("push", "RUN", "me/model", "--merged"), "run `finetune merge"),
+    ("push-repo-id-invalid", fake_run("push", "RUN", "me/two/slashes"), "repo id 'me/two/slashes'"),
+    ("push-merged-full-finetune", fake_run("push", "RUN", "me/model", "--merged", model_files=("config.json",)), "push without --merged"),
+    ("push-no-final-model", fake_run("push", "RUN", "me/model", model_files=()), "no final model found"),
+    ("merge-default-output-taken", fake_run("merge", "RUN", merged_files=("notes.txt",)), "merged': already exists and is not empty; choose a new directory (OUT_DIR)"),
 ]
 
 
@@ -657,7 +678,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 121  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's
+    assert len(CASES) >= 126  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

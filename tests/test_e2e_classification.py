@@ -42,7 +42,7 @@ def test_train_then_eval_tiny_bert(tmp_path, tiny_bert, sentiment_files, lora):
     assert train_lines and all(r["samples_per_s"] > 0 and r["tokens_per_s"] > 0 for r in train_lines)
     assert [r["type"] for r in lines].count("eval") == 2  # once per epoch
 
-    saved_labels = json.loads((model_dir / "config.json").read_text())["id2label"]
+    saved_labels = json.loads((model_dir / ("base_model_config.json" if lora else "config.json")).read_text())["id2label"]
     assert saved_labels == {"0": "negative", "1": "positive"}
 
     from_training = json.loads((run / "eval_validation.json").read_text())

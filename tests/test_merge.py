@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
+
+import pytest
 
 from conftest import run_cli
 
@@ -36,6 +39,22 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
     labels = [r["label"] for r in classify(TEXTS)]
     assert labels == [merged.config.id2label[i] for i in expected.argmax(-1).tolist()]
 
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")  # the merged model's own card, as a plain transformers model
+    assert card.data.library_name == "transformers" and "peft" not in card.data.tags
+    assert f"from the LoRA adapter in `{lora_run.name}/model/`" in card.text
+    # Its code, run as written from the run directory in a fresh process, answers as the adapter does.
+    from test_hub_loading import card_code, run_python
+
+    from finetune.views.card_usage import EXAMPLE_TEXT
+
+    [answer] = ast.literal_eval(run_python(card_code(card.text), lora_run)[-1])
+    with torch.no_grad():
+        probs = adapter_model(**tokenizer([EXAMPLE_TEXT], return_tensors="pt")).logits.softmax(-1)[0]
+    assert answer["label"] == merged.config.id2label[int(probs.argmax())]
+    assert answer["score"] == pytest.approx(float(probs.max()), abs=1e-4)
+
 
 def test_merge_refuses_a_non_empty_output(lora_run, tmp_path):
     out = tmp_path / "taken"
@@ -52,7 +71,7 @@ def test_merge_refuses_a_full_finetune_run(lora_run, tmp_path):
     run = tmp_path / "full"
     (run / "model").mkdir(parents=True)
     (run / "config.yaml").write_text((lora_run / "config.yaml").read_text())
-    (run / "model" / "config.json").write_text((lora_run / "model" / "config.json").read_text())
+    (run / "model" / "config.json").write_text((lora_run / "model" / "base_model_config.json").read_text())
     result = run_cli("merge", str(run), str(tmp_path / "out"))
     assert result.returncode == 2 and "is not a LoRA run" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
-import yaml
 from conftest import FAKE_TOKEN
 
 
-def _front_matter(text: str) -> dict:
-    assert text.startswith("---\n")
-    return yaml.safe_load(text.split("---\n")[1])
+def test_model_card_is_a_hub_card_that_round_trips(lora_run, tiny_bert):
+    from huggingface_hub import ModelCard, ModelCardData
 
-
-def test_model_card_front_matter_and_body(lora_run, tiny_bert):
     text = (lora_run / "README.md").read_text()
-    meta = _front_matter(text)
-    # A local base model is named relative to the run directory, not by this machine's path.
-    assert not meta["base_model"].startswith("/")
-    assert (lora_run / meta["base_model"]).resolve() == tiny_bert.resolve()
-    assert meta["library_name"] == "peft" and meta["pipeline_tag"] == "text-classification"
-    assert {"lora", "sentiment"} <= set(meta["tags"])
-    result = meta["model-index"][0]["results"][0]
-    reported = {m["type"]: m["value"] for m in result["metrics"]}
+    card = ModelCard.load(lora_run / "README.md")  # strict: a bad model-index raises
+    data = card.data.to_dict()
+    assert ModelCardData(**data).to_dict() == data
+    # A local base model stays out of the front matter; the text names it relative to the run.
+    assert "base_model" not in data and "license" not in data
+    relative = text.split("`", 2)[1]
+    assert not relative.startswith("/") and (lora_run / relative).resolve() == tiny_bert.resolve()
+    assert "not on the Hub" in text and "License: not stated" in text
+    assert data["library_name"] == "peft" and data["pipeline_tag"] == "text-classification"
+    assert {"lora", "sentiment"} <= set(data["tags"]) and "accuracy" in data["metrics"]
     final = json.loads((lora_run / "eval_validation.json").read_text())
-    assert reported["accuracy"] == round(final["accuracy"], 4)
-    assert result["dataset"]["split"] == "validation"
-    for needle in ("PeftModel.from_pretrained", "pipeline(", "| learning rate | 0.005 |",
+    accuracy = next(r for r in card.data.eval_results if r.metric_type == "accuracy")
+    assert accuracy.metric_value == round(final["accuracy"], 4) and accuracy.dataset_split == "validation"
+    for needle in ('model_id = "model"', "id2label = {0: 'negative', 1: 'positive'}", "| learning rate | 0.005 |",
                    "| optimizer steps | 12 |", "Training took"):
         assert needle in text, needle
     # The card also sits in the model directory one would upload, replacing peft's template.
@@ -40,14 +40,37 @@ def test_no_secret_reaches_the_run_directory(lora_run):
             assert FAKE_TOKEN not in path.read_text(errors="ignore"), path
 
 
+CLASSIFIER = SimpleNamespace(kind="classification")
+
+
 def test_credentials_in_names_are_masked():
+    from huggingface_hub import ModelCard
+
     from finetune.configuration.loading import validate
     from finetune.views.model_card import render
 
     cfg = validate({"task": "sentiment", "model": {"name_or_path": "https://user:pw@example.com/m"},
                     "data": {"dataset": "org/data"}}, source="test")
-    card = render(cfg, "AutoModelForSequenceClassification", {"accuracy": 0.5}, 60.0, 10, Path("r"))
-    assert "user:pw" not in card and _front_matter(card)["datasets"] == ["org/data"]
+    card = render(cfg, CLASSIFIER, {"accuracy": 0.5}, 60.0, 10, Path("r"), labels=["a", "b"])
+    assert "user:pw" not in card and ModelCard(card).data.datasets == ["org/data"]
+
+
+def test_license_comes_from_the_config_else_from_the_base_models_card(tmp_path, tiny_bert):
+    from huggingface_hub import ModelCard
+
+    from finetune.configuration.loading import validate
+    from finetune.views.model_card import render
+
+    base = shutil.copytree(tiny_bert, tmp_path / "base")
+    (base / "README.md").write_text("---\nlicense: mit\n---\n# a base model\n")
+
+    def license_of(**model):
+        cfg = validate({"task": "sentiment", "model": {"name_or_path": str(base), **model},
+                        "data": {"files": {"train": "t.jsonl"}}}, source="test")
+        return ModelCard(render(cfg, CLASSIFIER, {}, 1.0, 1, tmp_path / "run", labels=["a", "b"])).data.license
+
+    assert license_of() == "mit"
+    assert license_of(license="apache-2.0") == "apache-2.0"
 
 
 def test_the_card_and_config_record_the_global_batch(lora_run):

@@ -37,6 +37,27 @@ def test_a_model_directory_without_its_config_is_refused(lora_run, tmp_path):
     from finetune.errors import RunDirError
 
     broken = shutil.copytree(lora_run / "model", tmp_path / "model")
-    (broken / "config.json").unlink()
+    (broken / "base_model_config.json").unlink()
     with pytest.raises(RunDirError, match="has no config.json; the run is incomplete"):
         saved_model.saved_config(broken)
+
+
+def test_a_run_written_before_base_model_config_json_still_loads_and_merges(lora_run, tmp_path, capsys, monkeypatch):
+    """Older finetune kept an adapter's model config as config.json; eval, predict and merge read both."""
+    import json
+
+    from conftest import main_in_process
+
+    old = shutil.copytree(lora_run, tmp_path / "old-run")
+    for model_dir in (old / "model", old / "best"):
+        (model_dir / "base_model_config.json").rename(model_dir / "config.json")
+    answers = []
+    for run in (lora_run, old):
+        code, out, err = main_in_process(["predict", str(run), TEXTS[0]], capsys, monkeypatch)
+        assert code == 0, err
+        answers.append(json.loads(out))
+    assert answers[0] == answers[1]
+    code, _, err = main_in_process(["merge", str(old)], capsys, monkeypatch)
+    assert code == 0, err
+    merged = json.loads((old / "merged" / "config.json").read_text())
+    assert merged["id2label"] == {"0": "negative", "1": "positive"}

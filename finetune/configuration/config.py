@@ -62,6 +62,10 @@ class ModelSection(Section):
         default_factory=dict, description="Model config fields to change, e.g. num_layers: 2."
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside name_or_path.")
+    license: str | None = Field(
+        None, description="License id for the model card (e.g. apache-2.0); default: the base model "
+        "card's, else none stated.",
+    )
     tokenizer: TokenizerSection = Field(default_factory=TokenizerSection)
     attn_implementation: str | None = Field(
         "auto",

@@ -1,5 +1,6 @@
 """`finetune merge`: fold a LoRA adapter into its base model and save a plain transformers model
-(with tokenizer) that loads without peft."""
+(with tokenizer, decoding settings and model card) that loads without peft; by default in the
+run's merged/, where `finetune push --merged` finds it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from finetune.configuration.config import RunConfig
 from finetune.errors import RunDirError
 
 
-def merge_run(run: Path, cfg: RunConfig, out: Path, checkpoint: str | None = None) -> Path:
+def merge_run(run: Path, cfg: RunConfig, out: Path | None = None, checkpoint: str | None = None) -> Path:
     from finetune.storage.checkpoint import atomic_dir
     from finetune.storage.saved_model import is_adapter, load_run_model
+    from finetune.views.model_card import label_names, merged_card
 
     source = rd.model_dir(run, checkpoint)
     if not is_adapter(source):
@@ -20,11 +22,15 @@ def merge_run(run: Path, cfg: RunConfig, out: Path, checkpoint: str | None = Non
             f"'{run}': is not a LoRA run ({source} holds a full model, not an adapter); "
             "its model directory loads with from_pretrained as it is"
         )
+    out = out or run / rd.MERGED_DIR
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"output '{out}': already exists and is not empty; choose a new directory")
-    _, tokenizer, model = load_run_model(run, cfg, checkpoint)
+        raise RunDirError(f"output '{out}': already exists and is not empty; choose a new directory (OUT_DIR)")
+    task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     merged = model.merge_and_unload()  # W + (alpha / r) * B @ A, the LoRA layers removed
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        task.save_alongside(merged, tokenizer, tmp)
+        card = merged_card(run, cfg, task, source, out, label_names(merged.config, task))
+        (tmp / rd.CARD_FILE).write_text(card, encoding="utf-8")
     return out

@@ -13,13 +13,16 @@ from pathlib import Path
 from finetune.configuration.paths import PREFIX
 
 
-def shared_name(name: str, run: Path) -> str:
-    if name.startswith(PREFIX):
-        return name
+def is_hub_id(name: str) -> bool:
+    """Neither a `package:` path nor a local path (absolute, or one that exists)."""
     local = Path(name).expanduser()
-    if not (local.is_absolute() or local.exists()):
-        return name  # a Hub id
-    return Path(os.path.relpath(local.resolve(), Path(run).resolve())).as_posix()
+    return not (name.startswith(PREFIX) or local.is_absolute() or local.exists())
+
+
+def shared_name(name: str, run: Path) -> str:
+    if name.startswith(PREFIX) or is_hub_id(name):
+        return name
+    return Path(os.path.relpath(Path(name).expanduser().resolve(), Path(run).resolve())).as_posix()
 
 
 def name_base_model(model, name: str, run: Path) -> None:

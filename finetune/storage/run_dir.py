@@ -20,6 +20,7 @@ BEST_DIR = "best"  # best model by the chosen metric
 TOKENIZER_DIR = "tokenizer"  # the tokenizer learnt from the data (model.tokenizer.train)
 BEST_FILE = "best.json"  # in BEST_DIR: the metric, its value and the step
 CHECKPOINTS_DIR = "checkpoints"
+MERGED_DIR = "merged"  # `finetune merge`'s output unless given another
 MARKER_FILE = ".finetune-run"  # JSON {format, run_id, created}: finetune made this directory
 LOCK_FILE = ".finetune-lock"  # see run_lock.py
 CARD_FILE = "README.md"  # the model card, in the run and in MODEL_DIR
@@ -39,6 +40,9 @@ DVCLIVE_DIR = "dvclive"
 # peft give their files (saved_model.py).
 MODEL_CONFIG_FILE = "config.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
+# Beside an adapter: the model config as trained (label names, pad id). Not MODEL_CONFIG_FILE,
+# which makes transformers take the directory for a full model; runs before it wrote that.
+ADAPTER_BASE_CONFIG_FILE = "base_model_config.json"
 MODEL_WEIGHTS_FILE = "model.safetensors"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 

@@ -35,12 +35,14 @@ def save(run, target: Path, hint: str, extra: dict[str, Any] | None = None) -> N
 
 def write(model, tokenizer, task, directory: Path, state_dict: dict | None = None) -> None:
     """The model's files in `directory`: the weights (a PEFT model writes only its adapter), the
-    model config (for an adapter, the base model's, which carries the label names), the
-    tokenizer and the task's own files (a generation config). `state_dict`: the full weights
-    when they were gathered from several processes."""
+    model config (for an adapter, the base model's, which carries the label names, under its own
+    name), the tokenizer and the task's own files (a generation config). `state_dict`: the full
+    weights when they were gathered from several processes."""
     model.save_pretrained(directory, state_dict=state_dict)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.config.save_pretrained(directory)
+    if hasattr(model, "get_base_model"):
+        model.get_base_model().config.to_json_file(directory / rd.ADAPTER_BASE_CONFIG_FILE)
+    else:
+        model.config.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     task.save_alongside(model, tokenizer, directory)
 
@@ -49,13 +51,19 @@ def is_adapter(model_dir: Path) -> bool:
     return (model_dir / rd.ADAPTER_CONFIG_FILE).is_file()
 
 
+def saved_config_file(model_dir: Path) -> Path:
+    """The model config saved beside the weights: an adapter's is its base model's, in
+    config.json when an older finetune wrote it."""
+    for name in (rd.MODEL_CONFIG_FILE, rd.ADAPTER_BASE_CONFIG_FILE):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    raise RunDirError(f"'{model_dir}': has no {rd.MODEL_CONFIG_FILE}; the run is incomplete, train it again")
+
+
 def saved_config(model_dir: Path):
-    """The model config saved beside the weights (an adapter's is its base model's)."""
     from transformers import AutoConfig
 
-    if not (model_dir / rd.MODEL_CONFIG_FILE).is_file():
-        raise RunDirError(f"'{model_dir}': has no {rd.MODEL_CONFIG_FILE}; the run is incomplete, train it again")
-    return AutoConfig.from_pretrained(model_dir)
+    return AutoConfig.from_pretrained(saved_config_file(model_dir))
 
 
 def load(cfg: RunConfig, task, model_dir: Path, model_config=None):

@@ -63,7 +63,7 @@ def save_final(run: Run, steps: int) -> None:
     saved_model.save(run, run.out / rd.MODEL_DIR, resume_hint(run.out, run.cfg.training.lr, diverged=True))
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
-        write_model_card(run.out, run.cfg, run.task.auto_class, run.last_eval[0],
+        write_model_card(run.out, run.cfg, run.task, run.last_eval[0],
                          seconds=time.time() - run.log.start, steps=steps,
                          processes=run.accelerator.num_processes, stopped_early=run.stopped_early)
     run.log.close()

@@ -37,7 +37,7 @@ RESUMABLE_KEYS = (
     "training.log_every", "training.eval_every", "training.eval_each_epoch",
     "training.eval_before_training", "training.report_to", "training.mmap_threshold_mb",
     "training.early_stopping_patience", "training.early_stopping_threshold",
-    "eval", "data.max_eval_samples", "data.cache_dir", "model.token",
+    "eval", "data.max_eval_samples", "data.cache_dir", "model.token", "model.license",
     "data.files",  # may move: the files are compared by content (train_state.json data_sha256)
 )
 
