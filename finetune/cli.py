@@ -7,7 +7,6 @@ Heavy libraries (torch, transformers, peft) are imported inside the commands, so
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -15,7 +14,9 @@ from typing import List, Optional
 
 import typer
 
+from finetune.commands.config import OVERRIDES, config_app
 from finetune.commands.recipes import recipes_app
+from finetune.commands.run_arguments import bare_resume, load_model_config, load_run, print_result
 from finetune.configuration.recipes import config_or_recipe
 from finetune.errors import FinetuneError
 from finetune.quiet_libraries import quiet_libraries
@@ -28,14 +29,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: importing rich to draw boxes doubled `--help` time
 )
-config_app = typer.Typer(
-    help="Show, check or describe run configs.", no_args_is_help=True, rich_markup_mode=None
-)
 app.add_typer(config_app, name="config")
 app.add_typer(recipes_app, name="recipes")
-
-OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. training.lr=3e-5 lora.r=16", show_default=False)
-
 
 def _print_version(asked: bool) -> None:
     if asked:
@@ -78,7 +73,7 @@ def train(
     out = Path(cfg.training.output_dir or default_output_dir(config))
     cfg.training.output_dir = str(out)
     metrics = run_training(cfg, out, overwrite=overwrite, resume=resume, config_file=config)
-    _print_result(f"run saved to {out}", metrics)
+    print_result(f"run saved to {out}", metrics)
 
 
 @app.command("eval")
@@ -108,10 +103,10 @@ def eval_command(
         if run_dir is None or config is not None or output is not None:
             raise ConfigError("eval: give a run directory (finetune eval RUN_DIR), or --model with --config "
                               "to score a model that was not trained here")
-        run, cfg = _load_run(Path(run_dir), overrides, checkpoint)
+        run, cfg = load_run(Path(run_dir), overrides, checkpoint)
         name = split or cfg.data.eval_split
         metrics = evaluate_run(run, cfg, name, checkpoint)
-        _print_result(f"wrote {run / rd.eval_file(name, checkpoint)}", metrics)
+        print_result(f"wrote {run / rd.eval_file(name, checkpoint)}", metrics)
         return
     if run_dir is not None:  # `eval --model M --config C a.b=1`: the first override lands here
         if "=" not in run_dir:
@@ -121,11 +116,11 @@ def eval_command(
     if config is None or checkpoint is not None:
         raise ConfigError("eval --model: give --config with the run's YAML file (data, task, decoding); "
                           "--checkpoint only applies to a run directory")
-    cfg = _load_model_config(config, overrides + [f"model.name_or_path={model}"])
+    cfg = load_model_config(config, overrides + [f"model.name_or_path={model}"])
     out = output or Path(default_output_dir(config) + "-zero-shot")
     name = split or cfg.data.eval_split
     metrics = evaluate_model(cfg, name, out)
-    _print_result(f"wrote {out / rd.eval_file(name)}", metrics)
+    print_result(f"wrote {out / rd.eval_file(name)}", metrics)
 
 
 @app.command()
@@ -151,7 +146,7 @@ def predict(
     if not inputs:
         raise DataError("predict: give texts as arguments, --file FILE, or - to read standard input")
     check_output(output)
-    run, cfg = _load_run(run_dir, [], checkpoint)
+    run, cfg = load_run(run_dir, [], checkpoint)
     write_answers(predict_run(run, cfg, inputs, checkpoint), output)
 
 
@@ -163,7 +158,7 @@ def chat(
     """Generate for each line typed or piped in, as `predict` would; `exit` or Ctrl-D ends it."""
     from finetune.commands.chat import chat as chat_loop
 
-    chat_loop(*_load_run(run_dir, [], checkpoint), checkpoint)
+    chat_loop(*load_run(run_dir, [], checkpoint), checkpoint)
 
 
 @app.command()
@@ -187,7 +182,7 @@ def merge(
     """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
     from finetune.model.merge import merge_run
 
-    run, cfg = _load_run(run_dir, [], checkpoint)
+    run, cfg = load_run(run_dir, [], checkpoint)
     typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
 
 
@@ -205,7 +200,7 @@ def attention(
     (layerL_headH.png, layerL_heads.png; T5: encoder_, decoder_, cross_ before each name)."""
     from finetune.views.attention.command import attention_run
 
-    run, cfg = _load_run(run_dir, [])
+    run, cfg = load_run(run_dir, [])
     for path in attention_run(run, cfg, text, layer, head, target):
         typer.echo(f"wrote {path}")
 
@@ -216,7 +211,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory written by 
     self-contained page."""
     from finetune.views.report import write_report
 
-    typer.echo(f"wrote {write_report(*_load_run(run_dir, []))}")
+    typer.echo(f"wrote {write_report(*load_run(run_dir, []))}")
 
 
 @app.command()
@@ -239,84 +234,6 @@ def push(
     from finetune.storage.publish import push as upload
 
     typer.echo(f"pushed to {upload(rd.require_run(run_dir), repo_id, private, merged)}")
-
-
-@config_app.command("show")
-def config_show(config: Path = typer.Argument(..., callback=config_or_recipe), overrides: Optional[List[str]] = OVERRIDES) -> None:
-    """Print the resolved config with every default filled in."""
-    from finetune.configuration.loading import default_output_dir, load_config
-
-    cfg = load_config(config, overrides or [])
-    cfg.training.output_dir = cfg.training.output_dir or default_output_dir(config)
-    typer.echo(cfg.to_yaml(), nl=False)
-
-
-@config_app.command("validate")
-def config_validate(config: Path = typer.Argument(..., callback=config_or_recipe), overrides: Optional[List[str]] = OVERRIDES) -> None:
-    """Check a config; prints `ok` or the first error (exit code 2)."""
-    from finetune.configuration.loading import load_config
-
-    load_config(config, overrides or [])
-    typer.echo(f"{config}: ok")
-
-
-@config_app.command("schema")
-def config_schema() -> None:
-    """Print the JSON schema of the config."""
-    from finetune.configuration.json_schema import schema
-
-    typer.echo(json.dumps(schema(), indent=2))
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _load_run(run_dir: Path, overrides: list[str], checkpoint: str | None = None):
-    from finetune.storage import run_dir as rd
-    from finetune.configuration.checkpoint_flag import check_checkpoint_flag
-    from finetune.configuration.loading import load_config
-    from finetune.model.hub_reach import offline_unless_reachable
-
-    run = rd.require_run(run_dir)
-    check_checkpoint_flag(run, checkpoint)
-    cfg = load_config(run / rd.CONFIG_FILE, overrides)
-    offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
-    return run, cfg
-
-
-def _load_model_config(config: Path, overrides: list[str]):
-    from finetune.configuration.loading import load_config
-    from finetune.model.hub_reach import offline_unless_reachable
-
-    cfg = load_config(config, overrides)
-    offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
-    return cfg
-
-
-def _is_main_process() -> bool:
-    """Under torchrun / accelerate launch every rank runs the command; one of them reports."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _print_result(headline: str, metrics: dict) -> None:
-    if not _is_main_process():
-        return
-    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
-    typer.echo(f"{headline}\n{json.dumps(shown)}")
-
-
-def bare_resume(argv: list[str]) -> list[str]:
-    """`--resume` with no value means the newest checkpoint. Click has no optional-value
-    options, so a bare one (last, or followed by an option or a key=value override) becomes
-    `--resume=latest`."""
-    out = list(argv)
-    for i, arg in enumerate(out):
-        following = out[i + 1] if i + 1 < len(out) else None
-        if arg == "--resume" and (
-            following is None or following.startswith("-") or ("=" in following and not Path(following).exists())
-        ):
-            out[i] = "--resume=latest"
-    return out
 
 
 def main() -> None:
