@@ -43,7 +43,9 @@ RECIPES = {
     "sst2-minilm-full": Recipe(
         "finetune/recipes/sst2-minilm-full.yaml", [MINILM, *SST2], "accuracy", 0.8865,
         "(final model; best/ 0.8991 at epoch 2; 1 h 31 min, 1 thread on a shared 2-core CPU)"),
-    "sst2-minilm-lora": Recipe("finetune/recipes/sst2-minilm-lora.yaml", [MINILM, *SST2], "accuracy", None),
+    "sst2-minilm-lora": Recipe(
+        "finetune/recipes/sst2-minilm-lora.yaml", [MINILM, *SST2], "accuracy", 0.8899,
+        "(final model = best/, 776 of 872; 3 h 9 min over two sittings, 1 thread on a shared 2-core CPU)"),
     "multi30k-t5-scratch": Recipe(
         "finetune/recipes/multi30k-t5-scratch.yaml",
         ["model.name_or_path={shared}/models/t5-small-tokenizer", *MULTI30K], "bleu", None,
