@@ -82,7 +82,7 @@ def test_generation_card_code_decodes_as_predict(tmp_path, family, lora, seed, c
     import torch
 
     torch.manual_seed(seed)
-    model = build_tiny_generator(family, tmp_path / "base")
+    model = build_tiny_generator(family, tmp_path / "base", seed=seed)
     data = tmp_path / "mt.jsonl"
     data.write_text("".join(json.dumps({"en": t, "de": " ".join(reversed(t.split()))}) + "\n"
                             for t in corpus()[:16]))

@@ -92,13 +92,15 @@ def build_bpe_tokenizer(family: str, vocab_size: int = 400):
     return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
 
 
-def build_tiny_generator(family: str, target: Path) -> Path:
+def build_tiny_generator(family: str, target: Path, seed: int = 0) -> Path:
     """A random 2-layer GPT-2, Llama or T5 language model with its tiny tokenizer, saved like
     a Hub checkpoint (classification and generation tasks both start from it)."""
+    import torch
     import transformers as tf
 
     tokenizer = build_bpe_tokenizer(family)
     vocab = len(tokenizer)
+    torch.manual_seed(seed)  # the same weights whichever test (or xdist worker) builds it first
     if family == "gpt2":
         eos = tokenizer.eos_token_id
         model = tf.GPT2LMHeadModel(tf.GPT2Config(
