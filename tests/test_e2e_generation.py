@@ -107,9 +107,7 @@ def _check_run(run, metric_names):
     for name in metric_names:
         assert name in metrics, (name, metrics)
     losses = _train_losses(run)
-    # Windows of 4 steps at lr 1e-2 bounce with the batch's lengths: the run must have brought
-    # the loss well below where it started, not necessarily in its very last window.
-    assert len(losses) >= 3 and min(losses[1:]) < losses[0] * 0.9, losses
+    assert len(losses) >= 3 and losses[-1] < losses[0] * 0.9, losses
     return metrics
 
 
