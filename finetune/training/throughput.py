@@ -38,9 +38,10 @@ class Throughput:
             return
         mask = batch.get("attention_mask")
         if mask is not None:
-            self.tokens += mask.sum()
+            real = mask.sum()
+            self.tokens += real
             self.samples += mask.shape[0]
-            self.work_tokens += mask.sum()
+            self.work_tokens += real
         labels = batch.get("labels")
         if self.counts_targets and labels is not None:
             self.work_tokens += (labels != -100).sum()
