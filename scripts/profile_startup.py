@@ -48,7 +48,7 @@ wrap("finetune.model.load", "load_tokenizer", "tokenizer: load")
 wrap("finetune.data.splits", "load_splits", "data: read the files")
 wrap("finetune.data.splits", "cached_map", "data: tokenize, or read the cache")
 wrap("finetune.model.load", "load_model", "model: build and load the weights")
-wrap("finetune.training.model_flops", "matmul_peak", "MFU: matmul peak (cached after the first run)")
+wrap("finetune.training.model_flops", "matmul_peak", "MFU: matmul peak")
 import accelerate
 inner_prepare = accelerate.Accelerator.prepare
 def prepare(self, *a, **k):

@@ -1,5 +1,5 @@
 """Model FLOPs utilisation: the matmul work a training step needs, against the rate this
-machine's matmuls actually reach (measured once per device, thread count and dtype, then cached).
+machine's matmuls actually reach (the best measured per device, thread count and dtype, cached).
 
 The peak is measured rather than read from a spec sheet because a laptop's sustained rate
 depends on its clocks, cores and BLAS; MFU against it says how much of what *this* hardware
@@ -37,16 +37,18 @@ def flops_per_token(model, frozen_base: bool, encoder_decoder: bool) -> float:
 
 
 def matmul_peak(device, dtype, cache_dir: Path) -> float:
-    """FLOP/s of a square matmul on this device at this dtype and thread count, cached in
-    `cache_dir` so each machine pays for the measurement once (about 0.2 s on a laptop CPU)."""
+    """FLOP/s of a square matmul on this device at this dtype and thread count: the highest
+    this machine has shown, kept in `cache_dir`. Each run measures again (about 0.1 s on a
+    laptop CPU) and keeps the higher figure, because one taken while other work shared the
+    cores would be low, and every MFU read against it too high, for good."""
     import torch
 
     key = f"{device_name(device)}|{dtype}|threads={torch.get_num_threads()}|torch={torch.__version__}"
     path = cache_dir / PEAK_FILE
     known = _read(path)
-    if key in known:
-        return known[key]
-    peak = _measure(device, dtype)
+    peak = max(_measure(device, dtype), known.get(key, 0.0))
+    if known.get(key) == peak:
+        return peak
     known[key] = peak
     try:  # a cache, not a result: a read-only or full disk just means measuring again next time
         cache_dir.mkdir(parents=True, exist_ok=True)
