@@ -18,8 +18,8 @@ reach the model's forward."""
 from __future__ import annotations
 
 from finetune.errors import ConfigError
+from finetune.tasks.architectures.generator import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 CLS_KEY, EXAMPLES_KEY, TOKENS_KEY = "packed_cls_index", "packed_examples", "packed_tokens"
 
 
