@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import run_measured
+from measure import run_measured, train_windows, window_totals
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -122,35 +122,25 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
     config.write_text("task: sentiment\nmodel:\n  name_or_path: x\ndata:\n  files: {}\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "finetune", "train", "--config", str(config), "--overwrite", *overrides]
     wall, cpu, rss, _ = run_measured(cmd, env)
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in records if r["type"] == "train"]
-    seconds = samples = tokens = mfu_seconds = 0.0
-    previous = 0
-    windows = []
-    for r in train:  # each record covers the steps since the previous one, at full batches
-        n = (r["step"] - previous) * args.batch_size
-        previous = r["step"]
-        windows.append((n, n / r["samples_per_s"], r["tokens_per_s"] * n / r["samples_per_s"], r.get("mfu", 0.0)))
+    windows = train_windows(run, args.batch_size)
+    first_step = windows[0]["first_step_seconds"]
     compile_seconds = None
     if name == "ours-compiled" and len(windows) > 1:
         # Steady state: the first window holds the compilation; what it took beyond the steady
         # rate is the compile time, reported on its own.
         first, windows = windows[0], windows[1:]
-        steady = sum(w[1] for w in windows) / sum(w[0] for w in windows)
-        compile_seconds = first[1] - first[0] * steady
-    for n, secs, toks, mfu in windows:
-        seconds += secs
-        samples += n
-        tokens += toks
-        mfu_seconds += mfu * secs
+        steady = sum(w["seconds"] for w in windows) / sum(w["samples"] for w in windows)
+        compile_seconds = first["seconds"] - first["samples"] * steady
+    totals = window_totals(windows)
     accuracy = json.loads((run / "eval_validation.json").read_text())["accuracy"]
     weights = run / "model" / ("adapter_model.safetensors" if lora else "model.safetensors")
     return {
-        "train_seconds": seconds, "train_samples": samples, "train_tokens": tokens,
+        "train_seconds": totals["train_seconds"], "train_samples": sum(w["samples"] for w in windows),
+        "train_tokens": sum(w["tokens"] for w in windows),
         "accuracy": accuracy, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss,
-        "first_step_seconds": train[0].get("first_step_seconds"),
+        "first_step_seconds": first_step,
         "weights_bytes": weights.stat().st_size,
-        "logged_mfu": mfu_seconds / seconds,  # the log's own MFU (the run's peak), time-weighted
+        "logged_mfu": totals["mfu"],  # the log's own MFU (the run's peak), time-weighted
         **({"compile_seconds": compile_seconds} if compile_seconds is not None else {}),
     }
 

@@ -27,3 +27,27 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, float, float, str]:
     if returncode != 0:
         raise SystemExit(f"failed ({returncode}): {' '.join(map(str, cmd))}\n{text[-3000:]}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
+
+
+def train_windows(run: Path, batch_size: int) -> list[dict]:
+    """The run's training log as windows between log lines: examples, seconds, tokens and the
+    logged MFU of each (a window covers the steps since the previous line, at full batches)."""
+    import json
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    windows, previous = [], 0
+    for r in (r for r in records if r["type"] == "train"):
+        n = (r["step"] - previous) * batch_size
+        previous = r["step"]
+        seconds = n / r["samples_per_s"]
+        windows.append({"samples": n, "seconds": seconds, "tokens": r["tokens_per_s"] * seconds,
+                        "mfu": r.get("mfu", 0.0), "first_step_seconds": r.get("first_step_seconds")})
+    return windows
+
+
+def window_totals(windows: list[dict]) -> dict:
+    """Samples/s, tokens/s and time-weighted MFU over the given windows."""
+    seconds = sum(w["seconds"] for w in windows)
+    return {"train_seconds": seconds, "samples_per_s": sum(w["samples"] for w in windows) / seconds,
+            "tokens_per_s": sum(w["tokens"] for w in windows) / seconds,
+            "mfu": sum(w["mfu"] * w["seconds"] for w in windows) / seconds}

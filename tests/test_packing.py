@@ -95,6 +95,26 @@ def test_decoder_only_loss_per_example_equals_unpacked(tmp_path, family):
             at += n
 
 
+
+def test_a_decoder_only_row_holds_prompt_plus_target_tokens_not_max_length():
+    """`data.max_length` sizes a classifier's input; a decoder-only example is a prompt plus its
+    target, so a packed row holds max_source_length + max_target_length tokens."""
+    from types import SimpleNamespace
+
+    from finetune.configuration.loading import validate
+    from finetune.training.assemble import _train_collator
+
+    cfg = validate({"task": "translation", "model": {"name_or_path": "x"},
+                    "data": {"files": {"train": "t.jsonl"}, "text_column": "en", "target_column": "de",
+                             "packing": True, "max_length": 8, "max_source_length": 16,
+                             "max_target_length": 16}}, source="test")
+    tokenizer = SimpleNamespace(pad_token_id=0)
+    collate = _train_collator(cfg, SimpleNamespace(kind="causal"), tokenizer, None)
+    features = [{"input_ids": [5] * 10, "labels": [5] * 10} for _ in range(3)]
+    batch = collate(features)
+    assert batch["input_ids"].shape == (1, 30)  # all three in one row of at most 32 tokens
+
+
 def _run(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch, name, packed):
     cfg = write_config(tmp_path / f"{name}.yaml", sentiment_yaml(tiny_bert, sentiment_files).replace(
         "model:\n", "model:\n  config_overrides: {hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}\n", 1)

@@ -105,8 +105,9 @@ class DataSection(Section):
     max_eval_samples: int | None = Field(None, gt=0)
     max_length: int = Field(128, gt=0, le=MAX_TOKENS, description="Tokens per input (classification).")
     packing: bool = Field(
-        False, description="Several short training examples share one row of `max_length` tokens, attention "
-        "kept within each (classification with BERT-family encoders, decoder-only generation).",
+        False, description="Several short training examples share one row, attention kept within each: "
+        "rows of `max_length` tokens for classification with BERT-family encoders, of "
+        "`max_source_length + max_target_length` for decoder-only generation.",
     )
     # Generation tasks (translation, summarization). The source is `text_column`, or
     # `translation_column[source_lang]` for Hub-style `translation: {en: ..., de: ...}` rows.

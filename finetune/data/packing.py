@@ -1,8 +1,9 @@
 """`data.packing`: several short examples share one row of a training batch, so fewer rows and
 less padding go through the model, while each example still sees only itself.
 
-- Rows are filled first-fit by decreasing length, up to `data.max_length` tokens; every example
-  restarts its position ids at 0.
+- Rows are filled first-fit by decreasing length, up to `data.max_length` tokens (classification)
+  or `max_source_length + max_target_length` (decoder-only); every example restarts its
+  position ids at 0.
 - Classification (BERT-family encoders): a block-diagonal 4D attention mask keeps attention
   within each example, and each example's first token ([CLS]) is gathered out of the packed
   rows before the pooler and head, so the head and the loss see one row per example.

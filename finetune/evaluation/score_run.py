@@ -35,12 +35,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
 def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
     """The model `cfg.model` names, as it is (pretrained, or untrained with `init: scratch`):
     what fine-tuning starts from. Results and predictions go to `out`."""
-    from accelerate.utils import set_seed
-
-    from finetune.data.splits import load_splits
-    from finetune.model.load import load_model, load_model_config, load_tokenizer, pad_like_tokenizer
     from finetune.storage.run_lock import RunLock
-    from finetune.tasks import get_task
     from finetune.training.assemble import make_accelerator
 
     if cfg.model.tokenizer.train:
@@ -48,16 +43,7 @@ def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
                           "score such a model after `finetune train`, or drop the key")
     with RunLock() as lock:
         accelerator = make_accelerator(cfg)
-        set_seed(cfg.training.seed)  # a new classification head starts from the run's seed
-        model_config = load_model_config(cfg.model)
-        task = get_task(cfg, model_config)
-        tokenizer = load_tokenizer(cfg.model)
-        task.prepare_tokenizer(tokenizer)
-        # A classifier's label set comes from the training split, as in training.
-        task.fit_to_data(load_splits(cfg.data, cfg.training.seed, need_train=not task.generates,
-                                     check=task.check_split))
-        model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
-        pad_like_tokenizer(model, tokenizer)  # as training does
+        task, tokenizer, model = load_as_released(cfg)
         if accelerator.is_main_process:
             rd.claim_results_dir(out, lock)
         weights = f"{cfg.model.name_or_path} ({'untrained' if cfg.model.init == 'scratch' else 'as released'})"
@@ -67,6 +53,28 @@ def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
             write_results(out, split, metrics, records)
             task.write_figures(out, split, records)
     return metrics
+
+
+def load_as_released(cfg: RunConfig):
+    """The task, tokenizer and model `cfg.model` names, before any training here: what
+    `eval --model` scores (and what the generation benchmark times)."""
+    from accelerate.utils import set_seed
+
+    from finetune.data.splits import load_splits
+    from finetune.model.load import load_model, load_model_config, load_tokenizer, pad_like_tokenizer
+    from finetune.tasks import get_task
+
+    set_seed(cfg.training.seed)  # a new classification head starts from the run's seed
+    model_config = load_model_config(cfg.model)
+    task = get_task(cfg, model_config)
+    tokenizer = load_tokenizer(cfg.model)
+    task.prepare_tokenizer(tokenizer)
+    # A classifier's label set comes from the training split, as in training.
+    task.fit_to_data(load_splits(cfg.data, cfg.training.seed, need_train=not task.generates,
+                                 check=task.check_split))
+    model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
+    pad_like_tokenizer(model, tokenizer)  # as training does
+    return task, tokenizer, model
 
 
 def score_split(cfg: RunConfig, task, tokenizer, model, split: str, accelerator, weights: str):

@@ -259,7 +259,11 @@ def _train_collator(cfg: RunConfig, task, tokenizer, model_config):
         return _collator(cfg, task, tokenizer, model_config)
     from finetune.data import packing
 
-    return packing.collator(task.kind, tokenizer, cfg.data.max_length)
+    # A packed row holds as many tokens as the longest example may have: max_length for a
+    # classifier, prompt plus target for a decoder-only generator.
+    d = cfg.data
+    capacity = d.max_length if task.kind == "classification" else d.max_source_length + d.max_target_length
+    return packing.collator(task.kind, tokenizer, capacity)
 
 
 def _collator(cfg: RunConfig, task, tokenizer, model_config):
