@@ -36,16 +36,17 @@ def load_tokenizer(model: ModelSection):
     return tokenizer
 
 
-def load_model(model: ModelSection, auto_class: str, config=None, **config_kwargs):
+def load_model(model: ModelSection, auto_class: str, config=None, *, bf16_on_cpu: bool = False, **config_kwargs):
     """Instantiate `transformers.<auto_class>` from the checkpoint (or from its config alone when
     `init: scratch`). `config` is the model's config if the caller has loaded it already;
-    `config_kwargs` carry task facts such as num_labels and id2label."""
+    `config_kwargs` carry task facts such as num_labels and id2label; `bf16_on_cpu`: it will
+    train under bf16 autocast on a CPU (which changes the attention kernel `auto` picks)."""
     import transformers
 
     cls = getattr(transformers, auto_class)
     config = load_model_config(model, **config_kwargs) if config is None else with_fields(config, **config_kwargs)
     kwargs = hub_kwargs(model)
-    kernel = choose_kernel(model.attn_implementation, model_class(auto_class, config), config)
+    kernel = choose_kernel(model.attn_implementation, model_class(auto_class, config), config, bf16_on_cpu=bf16_on_cpu)
     if kernel:
         kwargs["attn_implementation"] = kernel
     if model.gguf_file and model.init == "pretrained":

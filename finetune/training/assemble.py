@@ -95,7 +95,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_raw = eval_raw.shuffle(seed=cfg.training.seed).select(range(sample))
         eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
 
-    model = load_model(cfg.model, task.auto_class, config=model_config, **task.model_kwargs())
+    bf16_on_cpu = cfg.training.mixed_precision == "bf16" and accelerator.device.type == "cpu"
+    model = load_model(cfg.model, task.auto_class, config=model_config, bf16_on_cpu=bf16_on_cpu, **task.model_kwargs())
     name_base_model(model, cfg.model.name_or_path, out)
     check_trainable(model.config, accelerator.device.type)
     # config.yaml records the kernel `auto` chose (train_state.check_compatible accepts auto for it).
