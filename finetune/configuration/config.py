@@ -70,7 +70,8 @@ class ModelSection(Section):
     attn_implementation: str | None = Field(
         "auto",
         description="Attention kernel: auto (sdpa where the architecture has it, else its own "
-        "eager attention), sdpa, eager, flash_attention_2. A run's config.yaml records the one used.",
+        "eager attention; eager for bf16 training on a CPU, where SDPA's bf16 backward is slow), sdpa, "
+        "eager, flash_attention_2. A run's config.yaml records the one used.",
     )
     token: str | None = Field(
         None,
