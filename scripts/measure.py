@@ -29,14 +29,19 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
+def train_records(run: Path) -> list[dict]:
+    """The training lines of a run's metrics.jsonl, in order (one per logged window)."""
+    import json
+
+    records = (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+    return [r for r in records if r["type"] == "train"]
+
+
 def train_windows(run: Path, batch_size: int) -> list[dict]:
     """The run's training log as windows between log lines: examples, seconds, tokens and the
     logged MFU of each (a window covers the steps since the previous line, at full batches)."""
-    import json
-
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     windows, previous = [], 0
-    for r in (r for r in records if r["type"] == "train"):
+    for r in train_records(run):
         n = (r["step"] - previous) * batch_size
         previous = r["step"]
         seconds = n / r["samples_per_s"]
