@@ -135,7 +135,39 @@ def test_generation_tasks_train_and_score(tmp_path, tiny_generators, gen_data, f
     if task == "summarization":
         assert all(len(p["references"]) == 2 for p in preds)  # a column of lists: all references kept
     if layout == "pairs":
-        assert preds[0]["source"].startswith("translate English to German: ")
+        prefix = "translate English to German: "
+        assert all(p["source"].startswith(prefix) for p in preds)
+        # A user types the sentence alone; predict adds the prefix the model was trained with.
+        typed = [p["source"].removeprefix(prefix) for p in preds[:4]]
+        result = run_cli("predict", str(run), *typed, env=ENV)
+        assert result.returncode == 0, result.stderr[-3000:]
+        answers = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [a["source"] for a in answers] == typed
+        assert [a["generated"] for a in answers] == [p["generated"] for p in preds[:4]]
+        # A tiny model may answer alike with or without it: check what it was given.
+        prompts = _prompts_predict_gives(run, typed)  # cut at max_source_length
+        assert [p.startswith(prefix + t[:10]) for p, t in zip(prompts, typed)] == [True] * 4, prompts
+
+
+def _prompts_predict_gives(run, texts):
+    """The decoded prompts `predict` hands the model for `texts`, in this process."""
+    from finetune.commands.run_arguments import load_run
+    from finetune.evaluation import inference
+    from finetune.evaluation.predict import run_predictor
+
+    run, cfg = load_run(run, [])
+    seen, make = [], inference.make_prompt_loader
+
+    def recording(task, tokenizer, rows, model_config):
+        seen.extend(tokenizer.decode(r["input_ids"], skip_special_tokens=True) for r in rows)
+        return make(task, tokenizer, rows, model_config)
+
+    inference.make_prompt_loader = recording
+    try:
+        run_predictor(run, cfg)(texts)
+    finally:
+        inference.make_prompt_loader = make
+    return seen
 
 
 def test_lora_causal_run_reevaluates_to_the_same_score(tmp_path, tiny_generators, gen_data):

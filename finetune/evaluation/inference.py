@@ -69,7 +69,7 @@ def evaluate(task, model, loaders: EvalLoaders, raw, accelerator, tokenizer,
 
 def predict(task, model, tokenizer, texts: list[str]) -> list[dict]:
     """`finetune predict` on one process: one answer per text, in the order given."""
-    loader = make_prompt_loader(task, tokenizer, task.prompt_rows(texts, tokenizer), model.config)
+    loader = make_prompt_loader(task, tokenizer, task.prompt_rows(task.user_inputs(texts), tokenizer), model.config)
     device = next(model.parameters()).device
     rows = run_batches(model, loader, lambda m, b: task.answer_batch(m, b, tokenizer), device=device)
     return task.answers(texts, rows)

@@ -86,6 +86,10 @@ class Task:
         """The inputs of a split's rows, as the model should read them."""
         return self.spec.sources(raw[:])
 
+    def user_inputs(self, texts: list[str]) -> list[str]:
+        """Texts a user gave `predict` or `chat`, as the model read its training inputs."""
+        return self.spec.model_inputs(texts) if self.generates else texts
+
     def prompt_rows(self, texts: list[str], tokenizer) -> list[dict]:
         return self.arch.prompt_rows(self.spec, texts, tokenizer)
 

@@ -66,7 +66,12 @@ class SourceTargetSpec:
         return batch[self.target_column]
 
     def sources(self, batch: dict[str, list]) -> list[str]:
-        return [self.data.source_prefix + _as_text(t) for t in self.source_values(batch)]
+        return self.model_inputs([_as_text(t) for t in self.source_values(batch)])
+
+    def model_inputs(self, texts: list[str]) -> list[str]:
+        """Texts as the model read its training sources: with `data.source_prefix` (T5's task
+        prefix), which a user typing into `predict` or `chat` leaves out."""
+        return [self.data.source_prefix + t for t in texts]
 
     def references(self, batch: dict[str, list]) -> list[list[str]]:
         """Every reference of each row: a column of lists gives several (SciTLDR dev)."""
