@@ -8,7 +8,7 @@ from pathlib import Path
 from finetune.storage import run_dir as rd
 from finetune.errors import RunDirError
 
-_NOT_METRICS = {"type", "split", "step", "epoch", "time", "samples", "eval_seconds"}
+_NOT_METRICS = {"type", "split", "step", "epoch", "time", "samples", "eval_seconds", "rows"}
 
 
 def _pyplot():
@@ -48,8 +48,12 @@ def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -
     plt = _pyplot()
     fig, axes = plt.subplots(len(keys), 1, figsize=(6, 2.6 * len(keys)), squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
-        points = [(r["step"], r[key]) for r in records if _is_number(r.get(key))]
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
+        lines = series(records, key)
+        for label, points in lines.items():
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if label is None or
+                    label.startswith("sample") else "*", markersize=3 if len(points) > 1 else 9, label=label)
+        if len(lines) > 1:
+            ax.legend(fontsize="small")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(title)
@@ -58,6 +62,19 @@ def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -
     fig.savefig(target, dpi=100)
     plt.close(fig)
     return target
+
+
+def series(records: list[dict], key: str) -> dict[str | None, list[tuple]]:
+    """(step, value) lines of one metric. A run that evaluates a sample of the split during
+    training and the whole split at the end logs both (`rows`): the two are not one curve, or a
+    sample-to-whole difference would show as a jump at the last step."""
+    lines: dict[str | None, list[tuple]] = {}
+    for r in records:
+        if _is_number(r.get(key)):
+            rows = r.get("rows")
+            label = None if rows is None else ("whole split" if rows == "whole" else f"sample ({r.get('samples')} rows)")
+            lines.setdefault(label, []).append((r["step"], r[key]))
+    return lines
 
 
 def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -> Path:
