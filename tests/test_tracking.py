@@ -40,6 +40,31 @@ def test_mlflow_file_store_in_the_run_holds_the_logged_metrics_and_config(lora_r
         assert [m.value for m in history] == pytest.approx([r[metric] for r in records], abs=1e-5)
 
 
+def test_a_run_resumed_from_the_command_line_is_one_mlflow_run(tmp_path, tiny_bert, sentiment_files, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import sentiment_yaml
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
+training:
+  output_dir: {tmp_path / 'run'}
+  max_steps: 4
+  batch_size: 8
+  log_every: 2
+  save_every: 4
+  report_to: [mlflow]
+""")
+    first = run_cli("train", "--config", str(cfg))
+    assert first.returncode == 0, first.stderr
+    again = run_cli("train", "--config", str(cfg), "--resume", "training.max_steps=8")
+    assert again.returncode == 0, again.stderr
+    client = MlflowClient(tracking_uri=(tmp_path / "run" / "mlruns").as_uri())
+    [run] = client.search_runs([client.get_experiment_by_name("finetune").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6, 8]
+    assert run.info.status == "FINISHED"
+
+
 def test_report_to_accepts_exactly_the_trackers_accelerate_has():
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 

@@ -33,6 +33,7 @@ REPORT_FILE = "report.html"  # `finetune report`
 REPORT_RECORD = ".finetune-report.json"  # {sha256} of the report.html finetune wrote last
 TENSORBOARD_DIR = "tensorboard"  # training.report_to trackers that write files keep them here
 MLRUNS_DIR = "mlruns"  # MLflow's file store, unless MLFLOW_TRACKING_URI names another
+TRACKER_RUNS_FILE = "trackers.json"  # {tracker: its run id}: a resumed run logs on into the same run
 AIM_DIR = "aim"
 DVCLIVE_DIR = "dvclive"
 

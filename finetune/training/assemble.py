@@ -152,7 +152,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
     main = accelerator.is_main_process
-    trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json")) if main else []
+    trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json"), resuming) if main else []
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
     return Run(
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,

@@ -33,23 +33,50 @@ def check_trackers(report_to: list[str]) -> None:
             )
 
 
-def start_trackers(report_to: list[str], run: Path, run_config: dict) -> list:
-    """Accelerate trackers, started, with the run's config recorded. Main process only."""
+def start_trackers(report_to: list[str], run: Path, run_config: dict, resuming: bool = False) -> list:
+    """Accelerate trackers, started, with the run's config recorded. Main process only. A resumed
+    run goes on logging into the tracker run it started in (MLflow), so its curves stay whole."""
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
     params = flat_params(run_config)
-    trackers = []
+    earlier = _tracker_runs(run) if resuming else {}
+    trackers, started = [], {}
     for name in report_to:
         args, kwargs = _arguments(name, run)
+        if name == "mlflow" and earlier.get(name):
+            kwargs["run_id"] = earlier[name]
         tracker = LOGGER_TYPE_TO_CLASS[name](*args, **kwargs)
         try:
             tracker.start()
         except Exception as exc:  # each tracker raises its own types (a bad URI, no login...)
+            if "run_id" in kwargs:
+                raise ConfigError(
+                    f"training.report_to '{name}' could not continue run {kwargs['run_id']} (named in "
+                    f"'{run / rd.TRACKER_RUNS_FILE}'): {exc}; point the tracker back at the store this run "
+                    "logged to, or delete that file to log into a new run") from exc
             raise ConfigError(f"training.report_to '{name}' could not start: {exc}; check that "
                               "tracker's settings (its environment variables, its login)") from exc
-        tracker.store_init_configuration(params)
+        if "run_id" not in kwargs:  # a continued run has its parameters already (MLflow refuses a change)
+            tracker.store_init_configuration(params)
+        if name == "mlflow":
+            started[name] = tracker.active_run.info.run_id
         trackers.append(tracker)
+    if started:
+        _record_tracker_runs(run, {**earlier, **started})
     return trackers
+
+
+def _tracker_runs(run: Path) -> dict:
+    try:
+        return json.loads((run / rd.TRACKER_RUNS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet (a run from before this file), or unreadable
+        return {}
+
+
+def _record_tracker_runs(run: Path, ids: dict) -> None:
+    partial = run / (rd.TMP_PREFIX + rd.TRACKER_RUNS_FILE)
+    partial.write_text(json.dumps(ids), encoding="utf-8")
+    os.replace(partial, run / rd.TRACKER_RUNS_FILE)
 
 
 def _arguments(name: str, run: Path) -> tuple[tuple, dict]:
