@@ -7,7 +7,7 @@ import importlib.util
 import json
 
 import pytest
-from conftest import run_cli, write_config
+from conftest import run_cli, sentiment_yaml, write_config
 
 
 def test_tensorboard_events_hold_the_logged_loss(lora_run):
@@ -43,8 +43,6 @@ def test_mlflow_file_store_in_the_run_holds_the_logged_metrics_and_config(lora_r
 def test_a_run_resumed_from_the_command_line_is_one_mlflow_run(tmp_path, tiny_bert, sentiment_files, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from conftest import sentiment_yaml
-
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
 training:
@@ -63,6 +61,23 @@ training:
     [run] = client.search_runs([client.get_experiment_by_name("finetune").experiment_id])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6, 8]
     assert run.info.status == "FINISHED"
+
+
+def test_a_tracker_that_cannot_start_leaves_nothing_that_blocks_the_same_command(tmp_path, tiny_bert, sentiment_files):
+    store = {"MLFLOW_TRACKING_URI": (tmp_path / "store").as_uri()}
+    cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files) + f"""
+training:
+  output_dir: {tmp_path / 'run'}
+  max_steps: 2
+  batch_size: 8
+  report_to: [mlflow]
+""")
+    refused = run_cli("train", "--config", str(cfg), env={**store, "MLFLOW_ALLOW_FILE_STORE": "false"})
+    assert refused.returncode == 2 and "training.report_to 'mlflow' could not start" in refused.stderr
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name != ".finetune-lock"] == []
+    fixed = run_cli("train", "--config", str(cfg), env={**store, "MLFLOW_ALLOW_FILE_STORE": "true"})
+    assert fixed.returncode == 0, fixed.stderr
+    assert (tmp_path / "run" / "model").is_dir()
 
 
 def test_report_to_accepts_exactly_the_trackers_accelerate_has():

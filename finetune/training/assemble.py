@@ -152,7 +152,12 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
     main = accelerator.is_main_process
-    trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json"), resuming) if main else []
+    try:
+        trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json"), resuming) if main else []
+    except ConfigError:
+        if not resuming:  # all in it is this process's (rd.start found it new, empty or --overwrite)
+            rd.clear(out)  # so the same command can run again once the tracker is set up
+        raise
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
     return Run(
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,
