@@ -10,10 +10,15 @@ the model does not look, so the picture shows its local window and its global to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is used: `finetune --help` stays fast
+    import torch
+
 SPARSE_FAMILIES = ("longformer", "led", "big_bird")
 
 
-def sparse_attention_probs(model, batch) -> "torch.Tensor":
+def sparse_attention_probs(model, batch) -> torch.Tensor:
     """[layer, batch, head, query, key] for a Longformer, LED or BigBird model; the batch must
     already be padded to the model's width rule (finetune.data.long_inputs)."""
     import torch
