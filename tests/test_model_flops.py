@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-
 from tiny_models import tiny_model
 
 
