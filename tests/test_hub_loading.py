@@ -105,8 +105,8 @@ eval:
     assert code == 0, err
     card = (run / "README.md").read_text()
     [answer] = ast.literal_eval(run_python(card_code(card), run)[-1])
-    # `finetune predict` takes texts as given, without data.source_prefix (evaluation adds it).
-    expected = predict(run, "reverse: " + EXAMPLE_TEXT, capsys, monkeypatch)["generated"]
+    # The card's code adds data.source_prefix, as `finetune predict` does.
+    expected = predict(run, EXAMPLE_TEXT, capsys, monkeypatch)["generated"]
     assert expected and answer == expected  # min_new_tokens came from generation_config.json
     if family == "gpt2":  # the pipeline loads the adapter too, tokenizing the prompt its own way
         assert run_python(PIPELINE, run)[-1].startswith("[{'generated_text': ")
