@@ -61,6 +61,13 @@ def test_a_resumed_run_logs_on_into_the_same_mlflow_run(tmp_path, monkeypatch):
     tracker.finish()
     assert len(client.search_runs([client.get_experiment_by_name("finetune").experiment_id])) == 2
 
+    # A hand-edited file that is not a table of ids starts a new run rather than a traceback.
+    for content in ("[1, 2]", '{"mlflow": 7}', "not json"):
+        (run / "trackers.json").write_text(content)
+        [tracker] = start_trackers(["mlflow"], run, {}, resuming=True)
+        tracker.finish()
+    assert len(client.search_runs([client.get_experiment_by_name("finetune").experiment_id])) == 5
+
     # A store that lost the run: one line that says what to do. (A fresh process reads the
     # environment; this one must forget the run directory's store it was set to above.)
     monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)

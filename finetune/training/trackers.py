@@ -68,9 +68,10 @@ def start_trackers(report_to: list[str], run: Path, run_config: dict, resuming: 
 
 def _tracker_runs(run: Path) -> dict:
     try:
-        return json.loads((run / rd.TRACKER_RUNS_FILE).read_text(encoding="utf-8"))
+        ids = json.loads((run / rd.TRACKER_RUNS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none yet (a run from before this file), or unreadable
         return {}
+    return {k: v for k, v in ids.items() if isinstance(v, str)} if isinstance(ids, dict) else {}
 
 
 def _record_tracker_runs(run: Path, ids: dict) -> None:
