@@ -43,7 +43,10 @@ def test_the_config_is_flattened_to_scalars_for_hyperparameter_tables():
 def test_a_resumed_run_logs_on_into_the_same_mlflow_run(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # MLflow copies the URI it is set to into the environment: set then delete, so that the
+    # teardown removes it again and no later test's subprocess inherits this store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)  # restored after
     run = tmp_path / "run"
     run.mkdir()
