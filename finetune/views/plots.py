@@ -8,6 +8,7 @@ from pathlib import Path
 from finetune.storage import run_dir as rd
 from finetune.errors import RunDirError
 
+WHOLE_SPLIT = "whole split"  # the legend of the final evaluation on every row
 _NOT_METRICS = {"type", "split", "step", "epoch", "time", "samples", "eval_seconds", "rows"}
 
 
@@ -50,8 +51,9 @@ def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -
     for ax, key in zip(axes[:, 0], keys):
         lines = series(records, key)
         for label, points in lines.items():
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if label is None or
-                    label.startswith("sample") else "*", markersize=3 if len(points) > 1 else 9, label=label)
+            whole = label == WHOLE_SPLIT  # one point at the end: a star that stands apart
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="*" if whole else "o",
+                    markersize=9 if whole else 3, label=label)
         if len(lines) > 1:
             ax.legend(fontsize="small")
         ax.set_ylabel(key)
@@ -72,7 +74,7 @@ def series(records: list[dict], key: str) -> dict[str | None, list[tuple]]:
     for r in records:
         if _is_number(r.get(key)):
             rows = r.get("rows")
-            label = None if rows is None else ("whole split" if rows == "whole" else f"sample ({r.get('samples')} rows)")
+            label = None if rows is None else (WHOLE_SPLIT if rows == "whole" else f"sample ({r.get('samples')} rows)")
             lines.setdefault(label, []).append((r["step"], r[key]))
     return lines
 
