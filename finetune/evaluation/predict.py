@@ -10,6 +10,7 @@ from typing import Callable
 
 from finetune.configuration.config import RunConfig
 from finetune.errors import DataError, RunDirError
+from finetune.storage.atomic_write import write_text_atomic
 
 
 def read_texts(source: str, field: str = "text") -> list[str]:
@@ -51,9 +52,7 @@ def write_answers(answers: list[dict], path: Path | None) -> None:
     if path is None:
         sys.stdout.write(lines)
         return
-    partial = path.with_name(f".{path.name}.tmp")  # whole or absent
-    partial.write_text(lines, encoding="utf-8")
-    partial.rename(path)
+    write_text_atomic(path, lines)
 
 
 def predict_run(run: Path, cfg: RunConfig, texts: list[str], checkpoint: str | None = None) -> list[dict]:

@@ -11,9 +11,10 @@ token) are left out, which undercounts long sequences slightly."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+
+from finetune.storage.atomic_write import write_text_atomic
 
 PEAK_FILE = "matmul_peak.json"
 
@@ -52,9 +53,7 @@ def matmul_peak(device, dtype, cache_dir: Path) -> float:
     known[key] = peak
     try:  # a cache, not a result: a read-only or full disk just means measuring again next time
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{PEAK_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(known, indent=1) + "\n")
     except OSError:
         pass
     return peak

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from finetune.errors import ConfigError
 from finetune.storage import run_dir as rd
+from finetune.storage.atomic_write import write_text_atomic
 
 PROJECT = "finetune"  # the project / experiment a run is filed under, where the tracker has one
 
@@ -75,9 +76,7 @@ def _tracker_runs(run: Path) -> dict:
 
 
 def _record_tracker_runs(run: Path, ids: dict) -> None:
-    partial = run / (rd.TMP_PREFIX + rd.TRACKER_RUNS_FILE)
-    partial.write_text(json.dumps(ids), encoding="utf-8")
-    os.replace(partial, run / rd.TRACKER_RUNS_FILE)
+    write_text_atomic(run / rd.TRACKER_RUNS_FILE, json.dumps(ids))
 
 
 def _arguments(name: str, run: Path) -> tuple[tuple, dict]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from string import Template
 
 from finetune.errors import FinetuneError, RunDirError
 from finetune.storage import run_dir as rd
+from finetune.storage.atomic_write import write_text_atomic
 from finetune.storage.manifest import sha256_file
 
 SHOWN_ROWS = 10  # rows of the errors and generations tables
@@ -26,9 +26,7 @@ def write_report(run: Path, cfg) -> Path:
     _check_ours(target)
     page = Template((Path(__file__).parents[1] / "resources" / "report" / "report.html").read_text(encoding="utf-8"))
     text = page.substitute(_sections(run, cfg))
-    partial = run / rd.partial_file(rd.REPORT_FILE)
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
+    write_text_atomic(target, text)
     (run / rd.REPORT_RECORD).write_text(json.dumps({"sha256": sha256_file(target)}) + "\n", encoding="utf-8")
     return target
 
