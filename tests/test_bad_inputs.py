@@ -348,6 +348,13 @@ def only_file(name, content):
     return make
 
 
+def csv_pair(train, validation):
+    def make(tmp, cfg, model):
+        cfg["data"]["files"] = {"train": write(tmp, "t.csv", train), "validation": write(tmp, "v.csv", validation)}
+        return ["train"]
+    return make
+
+
 def tiny_gpt2(tmp: Path) -> Path:
     """One tiny decoder-only model per session (generation tasks refuse an encoder-only BERT
     before reading data); built beside the case's tmp dir, so outside its snapshot."""
@@ -577,6 +584,10 @@ CASES = [
     ("not-utf8-csv", only_file("t.csv", b"text,label\ngood,x\n" + BAD_UTF8 + b",y\n"), "line 3"),
     ("not-utf8-tsv", only_file("t.tsv", b"text\tlabel\n" + BAD_UTF8 + b"\tx\n"), "line 2"),
     ("csv-header-only", only_file("t.csv", "text,label\n"), "header row and no data rows"),
+    ("label-type-differs-between-files", data_file("train", "t.jsonl", jsonl({"text": "ok", "label": 1}, {"text": "no", "label": 0})),
+     "column 'label' holds numbers in data.files.train ('"),
+    ("label-type-differs-between-csv-files", csv_pair("text,label\ngood,1\nbad,0\n", "text,label\ngood,positive\nbad,negative\n"),
+     "column 'label' holds numbers in data.files.train ('"),
     ("jsonl-non-object-line", data_file("train", "t.jsonl", GOOD + "[1, 2]\n"), "line 5 is a JSON list"),
     ("tsv-ragged-row", only_file("t.tsv", "text\tlabel\ngood\tx\nbad\ty\tz\n"), "line 3"),
     ("data-file-is-directory", data_file_is_directory, "is a directory"),
@@ -678,7 +689,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 126  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
+    assert len(CASES) >= 128  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

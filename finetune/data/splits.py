@@ -113,6 +113,9 @@ def _read(data: DataSection):
                 reason = explain_read_failure(Path(path), fmt)
                 if reason:
                     raise DataError(f"data.files.{split}: '{path}' {reason}") from exc
+            clash = _type_clash_between_files(builder, kwargs, local_files(data))
+            if clash:
+                raise DataError(clash) from exc
             raise DataError(
                 f"{_files_text(data)}: could not read as {fmt}: "
                 f"{_first_line(exc)}; check the file format (data.format)"
@@ -124,6 +127,38 @@ def _read(data: DataSection):
             f"data.dataset '{data.dataset}': could not load from the Hub ({_first_line(exc)}); "
             "check the id and your network, or point data.files at local files"
         ) from exc
+
+
+def _type_clash_between_files(builder: str, kwargs: dict, files: dict[str, str]) -> str | None:
+    """The files are read together, so a column must have one type in all of them: labels 0/1 in
+    train and names in validation fail inside pyarrow with a message naming neither. Read each
+    file alone (only after that failure) and name the column and the two files that disagree."""
+    from datasets import load_dataset
+
+    seen: dict[str, tuple[str, str]] = {}  # column -> (its type, the file that first had it)
+    for split, path in files.items():
+        try:
+            with _library_errors_silenced():
+                features = load_dataset(builder, data_files={split: path}, **kwargs)[split].features
+        except Exception:  # this file alone is unreadable: the general message applies
+            return None
+        for column, feature in features.items():
+            kind = _kind(feature)
+            where = f"data.files.{split} ('{path}')"
+            first_kind, first_where = seen.setdefault(column, (kind, where))
+            if first_kind != kind:
+                return (f"column '{column}' holds {first_kind} in {first_where} but {kind} in {where}; "
+                        "make the files agree (one column, one type: all numbers or all text)")
+    return None
+
+
+def _kind(feature) -> str:
+    dtype = getattr(feature, "dtype", "")
+    if dtype in ("string", "large_string"):
+        return "text"
+    if dtype.startswith(("int", "uint", "float", "bool")):
+        return "numbers"
+    return f"values of type {feature}"
 
 
 @contextlib.contextmanager
