@@ -87,8 +87,9 @@ def _max_difference(a: dict, b: dict) -> float:
         ({}, "at-random-step"),
         ({"lora": True, "gradient_accumulation_steps": 2, "max_steps": 8, "save_every": 2}, "during-write"),
         ({"optimizer": "adafactor", "lr": 1.0e-2, "max_steps": 8}, "at-random-step"),  # its factored state too
+        ({"ema_decay": 0.9, "max_steps": 8}, "at-random-step"),  # the weight average goes on, not anew
     ],
-    ids=["full", "lora-accum", "adafactor"],
+    ids=["full", "lora-accum", "adafactor", "weight-average"],
 )
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_bert, sentiment_files, variant, kill):
     reference = tmp_path / "reference"

@@ -184,6 +184,12 @@ class TrainingSection(Section):
         0.0, ge=0, lt=1, description="Share of each target's probability spread over all classes "
         "or tokens (0.1 is usual for translation): a less overconfident model.",
     )
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1,
+        description="Evaluate and save an exponential moving average of the trainable weights "
+        "(0.999 averages over about the last 1,000 steps): a smoother model than the last step's, "
+        "and a best/ picked less by noise. Checkpoints keep both, so a resume is exact. null: off.",
+    )
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = Field(42, ge=0, le=2**32 - 1, description="NumPy seeds must fit 32 bits.")
     log_every: int = Field(10, gt=0, description="Optimizer steps between metrics.jsonl lines.")

@@ -99,5 +99,9 @@ def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
     tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
     task.prepare_tokenizer(tokenizer)
     model = load(cfg, task, source, model_config)
+    if source.parent.name == rd.CHECKPOINTS_DIR:
+        from finetune.training.weight_average import load_saved_average
+
+        load_saved_average(model, source)
     model.eval()
     return task, tokenizer, model

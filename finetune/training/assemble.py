@@ -45,6 +45,7 @@ class Run:
     final_eval: Any = None
     progress: Any = None  # the loop's bar or log lines (training/progress.py), while it runs
     stopped_early: str = ""  # why training.early_stopping_patience ended the run, if it did
+    weight_average: Any = None  # training.ema_decay (weight_average.py)
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
@@ -66,6 +67,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.tasks import get_task
     from finetune.training.tracking import MetricsLog
     from finetune.training.trackers import check_trackers, start_trackers
+    from finetune.training.weight_average import make_weight_average
 
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
@@ -164,7 +166,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
-        final_eval=final_eval,
+        final_eval=final_eval, weight_average=make_weight_average(cfg, accelerator, model),
     )
 
 

@@ -10,6 +10,7 @@ from finetune.storage import saved_model
 from finetune.errors import ConfigError
 from finetune.training.assemble import Run
 from finetune.training.run_start import resume_hint
+from finetune.training.weight_average import averaged
 
 
 def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True,
@@ -21,8 +22,9 @@ def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: boo
 
     started = time.perf_counter()
     loaders, raw = run.final_eval if whole else (EvalLoaders(run.eval_loader, run.prompt_loader), run.eval_raw)
-    metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
-                                      progress=True)
+    with averaged(run):
+        metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
+                                          progress=True)
     metrics["eval_seconds"] = time.perf_counter() - started
     run.last_eval = (metrics, records)
     if log:
@@ -36,7 +38,8 @@ def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: boo
     else:
         run.accelerator.print(line)
     if track_best:
-        _keep_best(run, metrics, step)
+        with averaged(run):  # best/ holds the weights just scored
+            _keep_best(run, metrics, step)
     return metrics
 
 
@@ -60,7 +63,8 @@ def save_final(run: Run, steps: int) -> None:
     from finetune.evaluation.score_run import write_results
     from finetune.views.model_card import write_model_card
 
-    saved_model.save(run, run.out / rd.MODEL_DIR, resume_hint(run.out, run.cfg.training.lr, diverged=True))
+    with averaged(run):  # the model the final evaluation scored
+        saved_model.save(run, run.out / rd.MODEL_DIR, resume_hint(run.out, run.cfg.training.lr, diverged=True))
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task, run.last_eval[0],

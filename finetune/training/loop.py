@@ -131,6 +131,8 @@ class _Steps:
             return False
         if not acc.optimizer_step_was_skipped:
             run.scheduler.step()
+            if run.weight_average is not None:
+                run.weight_average.update()
         pos.step += 1
         self.progress.step()
         return True

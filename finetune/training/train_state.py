@@ -4,7 +4,8 @@ A checkpoint holds the model (`model.safetensors`) or LoRA adapter, the optimize
 (`optimizer.safetensors` + `.json`), the scheduler and loop counters (`scheduler.json`), each
 process's RNG state (`rng_<rank>.safetensors`) and `train_state.json`: the step, the position in
 the data (epoch and micro-batches consumed in it), the running loss window, the best metric so
-far, how long metrics.jsonl was and the SHA-256 of the data files. Nothing in it is a pickle.
+far, how long metrics.jsonl was and the SHA-256 of the data files; with training.ema_decay,
+also the weight average (`weight_average.safetensors`). Nothing in it is a pickle.
 `manifest.json`, written last, lists every file with its size and hash (see `manifest.py`).
 """
 
@@ -25,6 +26,7 @@ from finetune.storage import state_files as sf
 from finetune.model.attn_kernel import AUTO
 from finetune.configuration.config import RunConfig
 from finetune.errors import ConfigError, DataError, RunDirError
+from finetune.training.weight_average import WEIGHTS_FILE as WEIGHT_AVERAGE_FILE
 
 FORMAT = 2  # train_state.json "format"; before it, Accelerate's save_state wrote pickles
 
@@ -163,6 +165,11 @@ def _save_main(run, pos: Position, tmp: Path, weights, optimizer: dict) -> None:
     (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
     state = {**asdict(pos), "format": FORMAT, "steps_per_epoch": run.steps_per_epoch,
              "data_sha256": run.data_sha256}
+    if run.weight_average is not None:  # the raw weights above continue training; this, the average
+        from safetensors.torch import save_file
+
+        tensors, state["weight_average"] = run.weight_average.state()
+        save_file(tensors, tmp / WEIGHT_AVERAGE_FILE)
     (tmp / rd.STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
 
@@ -196,6 +203,11 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
         _scale_lr(run, lr_scale)
     with _reading(checkpoint, sf.rng_file(acc.process_index)):
         sf.load_rng(checkpoint, acc.process_index)
+    if run.weight_average is not None:
+        from safetensors.torch import load_file
+
+        with _reading(checkpoint, WEIGHT_AVERAGE_FILE):
+            run.weight_average.restore(load_file(checkpoint / WEIGHT_AVERAGE_FILE), state["weight_average"])
     pos = Position(**{k: v for k, v in state.items() if k in Position.__dataclass_fields__})
     metrics = run.out / rd.METRICS_FILE
     if acc.is_main_process and metrics.is_file():
