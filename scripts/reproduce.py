@@ -81,14 +81,17 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="list the recipes and their recorded scores")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--output", type=Path, help="run directory (default: runs/reproduce/RECIPE)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may follow --shared and --output
     if args.list or not args.recipe:
         for name, recipe in RECIPES.items():
             recorded = "not recorded yet" if recipe.recorded is None else f"{recipe.recorded} {recipe.note}"
             print(f"{name:24} {recipe.metric:9} {recorded}")
         return
     out = args.output or ROOT / "runs" / "reproduce" / args.recipe
-    print(json.dumps(run(args.recipe, RECIPES[args.recipe], args.shared.resolve(), out, args.overrides)))
+    try:
+        print(json.dumps(run(args.recipe, RECIPES[args.recipe], args.shared.resolve(), out, args.overrides)))
+    except subprocess.CalledProcessError as exc:  # the step has said what went wrong, in one line
+        sys.exit(exc.returncode)
 
 
 if __name__ == "__main__":
