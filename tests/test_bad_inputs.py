@@ -442,14 +442,20 @@ def under_accelerate_launch(launch_config, *command):
 
         import torch
         from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-        from accelerate.utils.launch import prepare_multi_gpu_env
+        from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 
         if torch.accelerator.is_available():
-            pytest.skip("this machine has a GPU, where FSDP can shard")
+            pytest.skip("this machine has a GPU, where FSDP and DeepSpeed can shard")
         parser = launch_command_parser()
         args = parser.parse_args(["--config_file", str(ROOT / "configs" / "accelerate" / launch_config),
                                   "--num_processes", "2", "--mixed_precision", "no", "-m", "finetune"])
-        for key, value in prepare_multi_gpu_env(_validate_launch_command(args)[0]).items():
+        args, defaults, _ = _validate_launch_command(args)
+        if args.use_deepspeed:  # as `accelerate launch` does before its DeepSpeed launcher
+            args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+            env = prepare_deepspeed_cmd_env(args)[1]
+        else:
+            env = prepare_multi_gpu_env(args)
+        for key, value in env.items():
             if os.environ.get(key) != value:
                 CASE_ENV.setenv(key, value)
         return command[0](tmp, model) if command else ["train"]
@@ -618,6 +624,7 @@ CASES = [
     ("attn-flex-cannot-train", cfg_edit("model.attn_implementation", "flex_attention", "train"), "model.attn_implementation: flex_attention"),
     # several processes (issue 13, item 11): FSDP asked for on a machine without a GPU
     ("fsdp-launch-without-gpu", under_accelerate_launch("fsdp.yaml"), "distributed_type FSDP"),
+    ("deepspeed-launch-without-gpu", under_accelerate_launch("deepspeed_zero2.yaml"), "distributed_type DEEPSPEED"),
     ("fsdp-launch-without-gpu-eval", under_accelerate_launch(
         "fsdp.yaml", lambda tmp, model: ["cli", "eval", "--model", str(model), "--config", str(tmp / "run.yaml"),
                                          "--output", str(tmp / "zero-shot")]), "needs GPUs"),
@@ -689,7 +696,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 128  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
+    assert len(CASES) >= 129  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
@@ -748,3 +755,21 @@ def test_secrets_stay_out_of_the_run_directory(tmp_path, tiny_bert, sentiment_fi
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             assert b"hf_SECRET" not in path.read_bytes(), path
+
+
+def test_deepspeed_launch_without_the_package_says_to_install_it(monkeypatch):
+    """On a GPU machine without deepspeed, Accelerator() would raise an ImportError traceback."""
+    import importlib.util
+
+    import torch
+
+    from finetune.errors import ConfigError
+    from finetune.training.assemble import make_accelerator
+
+    if importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("deepspeed is installed here")
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(ConfigError, match="pip install deepspeed"):
+        make_accelerator(RunConfig.model_validate({"task": "sentiment", "model": {"name_or_path": "x"},
+                                                    "data": {"dataset": "d"}}))

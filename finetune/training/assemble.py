@@ -180,7 +180,7 @@ def make_accelerator(cfg: RunConfig):
             "training.mixed_precision: fp16 needs a GPU and this machine has none; "
             "use bf16 (CPUs support it) or 'no'"
         )
-    _refuse_fsdp_without_gpu()
+    _refuse_sharding_we_cannot_run()
     try:
         return Accelerator(
             mixed_precision=cfg.training.mixed_precision,
@@ -194,19 +194,29 @@ def make_accelerator(cfg: RunConfig):
         ) from exc
 
 
-def _refuse_fsdp_without_gpu() -> None:
-    """`accelerate launch` with an FSDP config (configs/accelerate/fsdp.yaml) on a machine
-    without a GPU: Accelerate 1.15 forms FSDP only over GPUs, so its CPU processes would run
-    unsharded DDP, or crash on the meta tensors fsdp_cpu_ram_efficient_loading leaves on the
-    other ranks. Refuse before anything loads."""
+def _refuse_sharding_we_cannot_run() -> None:
+    """`accelerate launch` with an FSDP or DeepSpeed config on a machine without a GPU: Accelerate
+    1.15 forms FSDP only over GPUs, so its CPU processes would run unsharded DDP, or crash on the
+    meta tensors fsdp_cpu_ram_efficient_loading leaves on the other ranks; DeepSpeed's CPU backend
+    needs Intel's extension and oneCCL, and is not what the shipped config sets up. A DeepSpeed
+    config without the deepspeed package fails inside Accelerator() with a traceback. Refuse all
+    three before anything loads."""
+    import importlib.util
+
     import torch
     from accelerate.utils import parse_flag_from_env
 
-    if parse_flag_from_env("ACCELERATE_USE_FSDP") and not torch.accelerator.is_available():
+    other = "on CPU processes launch with configs/accelerate/multi_cpu.yaml or torchrun (DDP)"
+    for kind, flag in (("FSDP", "ACCELERATE_USE_FSDP"), ("DEEPSPEED", "ACCELERATE_USE_DEEPSPEED")):
+        if parse_flag_from_env(flag) and not torch.accelerator.is_available():
+            raise ConfigError(
+                f"accelerate launch config: distributed_type {kind} ({flag}) needs GPUs and this "
+                f"machine has none (Accelerate shards a model only across GPUs); {other}"
+            )
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED") and importlib.util.find_spec("deepspeed") is None:
         raise ConfigError(
-            "accelerate launch config: distributed_type FSDP (ACCELERATE_USE_FSDP) needs GPUs and this "
-            "machine has none (Accelerate shards a model only across GPUs); on CPU processes launch "
-            "with configs/accelerate/multi_cpu.yaml or torchrun (DDP)"
+            "accelerate launch config: distributed_type DEEPSPEED needs the deepspeed package: "
+            "pip install deepspeed, or launch with configs/accelerate/multi_gpu.yaml (DDP)"
         )
 
 
