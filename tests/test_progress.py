@@ -27,6 +27,8 @@ def test_a_log_file_gets_one_plain_line_per_log_step(tmp_path, tiny_bert, sentim
     assert steps == [2, 4, 6, 8], out
     assert [line for line in out.splitlines() if line.startswith("eval step")] == [
         line for line in out.splitlines() if line.startswith("eval ") and "whole" not in line]
+    # Each evaluation says when it starts: one that generates can run for many silent minutes.
+    assert re.findall(r"^\d\d:\d\d:\d\d eval step (\d+): scoring 120 rows$", out, re.M) == ["4", "8"], out
     assert "\r" not in out + err and "Training" not in err
 
 

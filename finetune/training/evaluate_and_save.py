@@ -9,6 +9,7 @@ from finetune.storage import run_dir as rd
 from finetune.storage import saved_model
 from finetune.errors import ConfigError
 from finetune.training.assemble import Run
+from finetune.training.progress import log_line
 from finetune.training.run_start import resume_hint
 from finetune.training.weight_average import averaged
 
@@ -22,6 +23,8 @@ def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: boo
 
     started = time.perf_counter()
     loaders, raw = run.final_eval if whole else (EvalLoaders(run.eval_loader, run.prompt_loader), run.eval_raw)
+    if run.accelerator.is_main_process:
+        log_line(f"eval {label or f'step {step}'}: scoring {len(raw)} rows")
     with averaged(run):
         metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
                                           progress=True)

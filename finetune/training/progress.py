@@ -64,6 +64,13 @@ class Progress:
         self.bar.close()
 
 
+def log_line(line: str) -> None:
+    """A timed line where no bar shows that work is under way (a log file): an evaluation that
+    generates can take many minutes on a CPU, and a silent log looks like a hung run."""
+    if not sys.stderr.isatty():
+        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
