@@ -25,23 +25,22 @@ def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: boo
     loaders, raw = run.final_eval if whole else (EvalLoaders(run.eval_loader, run.prompt_loader), run.eval_raw)
     if run.accelerator.is_main_process:
         log_line(f"eval {label or f'step {step}'}: scoring {len(raw)} rows")
-    with averaged(run):
+    with averaged(run):  # scored, then kept in best/ if better: the same weights, swapped in once
         metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
                                           progress=True)
-    metrics["eval_seconds"] = time.perf_counter() - started
-    run.last_eval = (metrics, records)
-    if log:
-        rows = {"rows": "whole" if whole else "sample"} if run.final_eval is not None else {}
-        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
-                       **rows, **metrics})
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
-    line = f"eval {label or f'step {step}'}: {shown}"
-    if run.progress:
-        run.progress.say(line)  # above the bar on a terminal
-    else:
-        run.accelerator.print(line)
-    if track_best:
-        with averaged(run):  # best/ holds the weights just scored
+        metrics["eval_seconds"] = time.perf_counter() - started
+        run.last_eval = (metrics, records)
+        if log:
+            rows = {"rows": "whole" if whole else "sample"} if run.final_eval is not None else {}
+            run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
+                           **rows, **metrics})
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
+        line = f"eval {label or f'step {step}'}: {shown}"
+        if run.progress:
+            run.progress.say(line)  # above the bar on a terminal
+        else:
+            run.accelerator.print(line)
+        if track_best:
             _keep_best(run, metrics, step)
     return metrics
 

@@ -83,8 +83,7 @@ def make_weight_average(cfg, accelerator, model) -> WeightAverage | None:
 
 def averaged(run):
     """Context: the run's averaged weights in its model (nothing to do without training.ema_decay)."""
-    average = getattr(run, "weight_average", None)
-    return average.applied() if average is not None else contextlib.nullcontext()
+    return run.weight_average.applied() if run.weight_average is not None else contextlib.nullcontext()
 
 
 def load_saved_average(model, directory) -> bool:
