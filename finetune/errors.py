@@ -27,6 +27,14 @@ class RunDirError(FinetuneError):
     """The run directory is missing, incomplete, or would be overwritten."""
 
 
+class RunInUse(RunDirError):
+    """Another finetune process holds the run directory's lock (`holder`: its PID, as written)."""
+
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
+
+
 class TrainingStopped(FinetuneError):
     """The run stopped early and left a checkpoint (Ctrl-C, SIGTERM, a NaN loss)."""
 

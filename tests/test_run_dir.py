@@ -124,15 +124,28 @@ def test_one_writer_at_a_time_and_a_killed_writer_leaves_no_lock(tmp_path, tiny_
         time.sleep(0.05)
     try:
         before = _snapshot(run)
-        for args in (["train", "--config", str(cfg), "--resume"], ["train", "--config", str(cfg), "--overwrite"],
-                     ["eval", str(run)]):
+        refusal = (f"error: '{run}' is in use by another finetune process (PID {first.pid}); "
+                   "wait for it to end or stop it, then run again")
+        for args in (["train", "--config", str(cfg), "--resume"], ["train", "--config", str(cfg), "--overwrite"]):
             result = run_cli(*args)
             assert result.returncode == 2, result.stderr
-            assert result.stderr.strip() == (
-                f"error: '{run}' is in use by another finetune process (PID {first.pid}); "
-                "wait for it to end or stop it, then run again"
-            )
+            assert result.stderr.strip() == refusal
+        result = run_cli("eval", str(run))  # the final model is training's to write
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == f"{refusal} (or score its best model or a checkpoint now: --checkpoint best)"
         assert _snapshot(run) == before  # the refused writers changed nothing
+
+        # A checkpoint it already saved can be scored beside it, into files of its own name.
+        result = run_cli("eval", str(run), "--checkpoint", "step-000001")
+        assert result.returncode == 0, result.stderr
+        assert f"held by another finetune process (PID {first.pid}): scoring 'step-000001' beside it" in result.stdout
+        scored = json.loads((run / "eval_validation.step-000001.json").read_text())
+        assert scored["weights"] == "checkpoints/step-000001" and scored["rows"]
+        after = _snapshot(run)
+        new = {name for name in after if name not in before}
+        assert new == {"eval_validation.step-000001.json", "predictions_validation.step-000001.jsonl",
+                       "confusion_validation.step-000001.png"}, new
+        assert {name: after[name] for name in before} == before  # training's files untouched
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()

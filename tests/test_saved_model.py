@@ -61,3 +61,68 @@ def test_a_run_written_before_base_model_config_json_still_loads_and_merges(lora
     assert code == 0, err
     merged = json.loads((old / "merged" / "config.json").read_text())
     assert merged["id2label"] == {"0": "negative", "1": "positive"}
+
+
+def _publish_copy(directory):
+    """What a training run's save does to `directory`: a whole new copy renamed into place."""
+    import os
+
+    fresh = shutil.copytree(directory, directory.with_name(".tmp-" + directory.name))
+    os.replace(directory, directory.with_name(".old-" + directory.name))
+    os.replace(fresh, directory)
+    shutil.rmtree(directory.with_name(".old-" + directory.name))
+
+
+def test_a_load_that_a_save_replaced_midway_is_retried_from_the_new_directory(lora_run, tmp_path, monkeypatch):
+    from finetune.configuration.loading import load_config
+    from finetune.storage import saved_model
+
+    run = shutil.copytree(lora_run, tmp_path / "run")
+    cfg = load_config(run / "config.yaml")
+    real, seen = saved_model._load_from, []
+
+    def replaced_during_the_first_load(source, cfg):
+        seen.append(source.stat().st_ino)
+        loaded = real(source, cfg)
+        if len(seen) == 1:
+            _publish_copy(source)
+        return loaded
+
+    monkeypatch.setattr(saved_model, "_load_from", replaced_during_the_first_load)
+    task, tokenizer, model = saved_model.load_run_model(run, cfg, "best")
+    assert len(seen) == 2 and seen[0] != seen[1] and seen[1] == (run / "best").stat().st_ino
+    assert model.config.num_labels == 2
+
+    seen.clear()
+    monkeypatch.setattr(saved_model, "_load_from", lambda source, cfg: (seen.append(1), _publish_copy(source)))
+    with pytest.raises(Exception, match=r"was replaced 3 times while it was loading"):
+        saved_model.load_run_model(run, cfg, "best")
+    assert len(seen) == 3
+
+
+def test_a_real_load_error_is_not_retried_and_a_missing_checkpoint_lists_the_saved_ones(lora_run, tmp_path,
+                                                                                       monkeypatch):
+    from finetune.configuration.loading import load_config
+    from finetune.errors import RunDirError
+    from finetune.storage import saved_model
+
+    run = shutil.copytree(lora_run, tmp_path / "run")
+    cfg = load_config(run / "config.yaml")
+    calls = []
+
+    def broken(source, cfg):
+        calls.append(source)
+        raise ValueError("unreadable weights")
+
+    monkeypatch.setattr(saved_model, "_load_from", broken)
+    with pytest.raises(ValueError, match="unreadable weights"):
+        saved_model.load_run_model(run, cfg, "best")
+    assert len(calls) == 1  # the directory did not change: nothing to retry
+
+    kept = ["step-000004", "step-000008"]  # what a run still training may have kept so far
+    for name in kept + [".tmp-step-000012"]:
+        (run / "checkpoints" / name).mkdir(parents=True)
+    with pytest.raises(RunDirError) as refused:
+        saved_model.load_run_model(run, cfg, "step-999999")
+    assert str(refused.value) == (f"'{run}': no checkpoint 'step-999999' ({run / 'checkpoints' / 'step-999999'} is "
+                                  f"missing); saved in this run: best, {', '.join(kept)}")

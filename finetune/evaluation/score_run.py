@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from finetune.configuration.config import RunConfig
-from finetune.errors import ConfigError
+from finetune.errors import ConfigError, RunDirError
 from finetune.storage import run_dir as rd
 
 
@@ -18,18 +18,52 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
     from finetune.storage.saved_model import load_run_model
     from finetune.training.assemble import make_accelerator
 
-    # eval writes into the run directory too: like a second `train`, it is refused (naming the
-    # PID) while a training process holds the run, rather than racing it for eval_*.json.
     with RunLock() as lock:
-        lock.acquire(run)
+        beside = _lock_or_score_beside_training(run, lock, checkpoint)
         accelerator = make_accelerator(cfg)
+        if beside:
+            accelerator.print(beside.note)
         task, tokenizer, model = load_run_model(run, cfg, checkpoint)
         weights = rd.model_dir(run, checkpoint).relative_to(run).as_posix()
         metrics, records = score_split(cfg, task, tokenizer, model, split, accelerator, weights)
         if accelerator.is_main_process:
+            if beside:
+                beside.check_still_there(run)
             write_results(run, split, metrics, records, checkpoint)
             task.write_figures(run, split, records, checkpoint)
     return metrics
+
+
+class _BesideTraining:
+    """Scoring `best` or a checkpoint while another process (training, mostly) holds the run. Its results files
+    carry the weights' name, which training never writes, so the two cannot collide; what can
+    happen meanwhile is `train --overwrite` replacing the whole run once training ends, and then
+    these results would belong to a run that is gone."""
+
+    def __init__(self, run: Path, checkpoint: str, holder: str):
+        self.run_id = rd.run_id(run)
+        self.note = f"'{run}' is held by another finetune process (PID {holder}): scoring '{checkpoint}' beside it"
+
+    def check_still_there(self, run: Path) -> None:
+        if rd.run_id(run) != self.run_id:
+            raise RunDirError(f"'{run}' was replaced by a new run while it was being scored; "
+                              "nothing was written: score the new run's weights instead")
+
+
+def _lock_or_score_beside_training(run: Path, lock, checkpoint: str | None) -> _BesideTraining | None:
+    """Hold the run like a writer (a second `eval` or `train` of it then waits its turn, named
+    by PID). Only the final model is refused while training runs: it is training's own output,
+    and its eval_<split>.json is what training writes last."""
+    from finetune.errors import RunInUse
+
+    try:
+        lock.acquire(run)
+    except RunInUse as busy:
+        if checkpoint is None:
+            raise RunInUse(f"{busy} (or score its best model or a checkpoint now: "
+                           "--checkpoint best)", busy.holder) from busy
+        return _BesideTraining(run, checkpoint, busy.holder)
+    return None
 
 
 def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
@@ -99,7 +133,10 @@ def score_split(cfg: RunConfig, task, tokenizer, model, split: str, accelerator,
 
 
 def write_results(run: Path, split: str, metrics: dict, records: list[dict], weights: str | None = None) -> None:
-    (run / rd.eval_file(split, weights)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with open(run / rd.predictions_file(split, weights), "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    # Whole files or none: `eval --checkpoint` may write them beside a training run, and a
+    # reader (report, a second eval) must never see half of one.
+    from finetune.storage.atomic_write import write_text_atomic
+
+    write_text_atomic(run / rd.eval_file(split, weights), json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(run / rd.predictions_file(split, weights),
+                      "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))

@@ -14,6 +14,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        try:
+            os.replace(partial, path)
+        except OSError as exc:  # e.g. a directory stands at `path`: name it, not our temporary
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     finally:
         partial.unlink(missing_ok=True)  # only there if the write or the rename failed

@@ -120,6 +120,14 @@ def write_marker(path: Path) -> None:
     (path / MARKER_FILE).write_text(json.dumps(marker) + "\n", encoding="utf-8")
 
 
+def run_id(path: Path) -> str | None:
+    """The marker's id: it changes when `--overwrite` replaces the run (None: no readable marker)."""
+    try:
+        return json.loads((path / MARKER_FILE).read_text(encoding="utf-8")).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def is_marked(path: Path) -> bool:
     return (path / MARKER_FILE).is_file()
 
@@ -235,9 +243,11 @@ def model_dir(run: Path, checkpoint: str | None = None) -> Path:
     target = run / (checkpoint or MODEL_DIR)
     if checkpoint and not target.is_dir():
         target = run / CHECKPOINTS_DIR / checkpoint
+    if not target.is_dir() and checkpoint:
+        # A running training prunes all but its newest checkpoints: say which ones are there now.
+        kept = sorted(p.name for p in (run / CHECKPOINTS_DIR).glob("step-*") if checkpoint_step(p.name) is not None)
+        there = ", ".join(([BEST_DIR] if (run / BEST_DIR).is_dir() else []) + kept) or "none yet"
+        raise RunDirError(f"'{run}': no checkpoint '{checkpoint}' ({target} is missing); saved in this run: {there}")
     if not target.is_dir():
-        what = f"checkpoint '{checkpoint}'" if checkpoint else "final model"
-        raise RunDirError(
-            f"'{run}': no {what} found ({target} is missing); was the training run finished?"
-        )
+        raise RunDirError(f"'{run}': no final model found ({target} is missing); was the training run finished?")
     return target

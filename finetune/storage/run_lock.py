@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from finetune.storage.disk_errors import write_errors_are_clear
-from finetune.errors import RunDirError
+from finetune.errors import RunDirError, RunInUse
 from finetune.storage.run_dir import LOCK_FILE
 
 
@@ -48,9 +48,9 @@ class RunLock:
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
                 raise RunDirError(f"cannot lock '{path}': {exc.strerror}") from exc
-            raise RunDirError(
+            raise RunInUse(
                 f"'{run}' is in use by another finetune process (PID {holder}); wait for it to end "
-                "or stop it, then run again"
+                "or stop it, then run again", holder
             ) from exc
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

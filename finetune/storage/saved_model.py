@@ -87,11 +87,41 @@ def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
 
 
 def load_run_model(run: Path, cfg: RunConfig, checkpoint: str | None = None):
-    """(task, tokenizer, model) of a finished run, ready for inference on the CPU or one GPU."""
+    """(task, tokenizer, model) of a finished run, ready for inference on the CPU or one GPU.
+
+    A run still training may replace `best/` (or prune a checkpoint) while it is read: a save
+    renames a whole new directory into place, so a load that saw the directory change under it
+    is retried from the new one, never returned as a mix of two saves."""
+    for _ in range(_LOAD_TRIES):
+        source = rd.model_dir(run, checkpoint)
+        before = _identity(source)
+        try:
+            loaded = _load_from(source, cfg)
+        except Exception:
+            if _identity(source) == before:
+                raise  # not a save racing this load: a real error
+            continue
+        if _identity(source) == before:
+            return loaded
+    raise RunDirError(f"'{source}' was replaced {_LOAD_TRIES} times while it was loading (a training "
+                      "run is saving it often); run again, or load a checkpoint it keeps")
+
+
+_LOAD_TRIES = 3
+
+
+def _identity(directory: Path) -> tuple[int, int] | None:
+    try:
+        stat = directory.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _load_from(source: Path, cfg: RunConfig):
     from finetune.model.load import load_tokenizer
     from finetune.tasks import get_task
 
-    source = rd.model_dir(run, checkpoint)
     if source.parent.name == rd.CHECKPOINTS_DIR and (problem := manifest.problem(source)):
         raise RunDirError(f"checkpoint '{source}' is damaged: {problem}; choose another checkpoint")
     model_config = saved_config(source)  # read once: it picks the architecture and builds the model
