@@ -35,10 +35,10 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
 
 
 class _BesideTraining:
-    """Scoring `best` or a checkpoint while another process (training, mostly) holds the run. Its results files
-    carry the weights' name, which training never writes, so the two cannot collide; what can
-    happen meanwhile is `train --overwrite` replacing the whole run once training ends, and then
-    these results would belong to a run that is gone."""
+    """Scoring `best` or a checkpoint while another process (training, mostly) holds the run.
+    Its results files carry the weights' name, which training never writes, so the two cannot
+    collide; what can happen meanwhile is `train --overwrite` replacing the whole run once
+    training ends, and then these results would belong to a run that is gone."""
 
     def __init__(self, run: Path, checkpoint: str, holder: str):
         self.run_id = rd.run_id(run)
@@ -51,9 +51,9 @@ class _BesideTraining:
 
 
 def _lock_or_score_beside_training(run: Path, lock, checkpoint: str | None) -> _BesideTraining | None:
-    """Hold the run like a writer (a second `eval` or `train` of it then waits its turn, named
-    by PID). Only the final model is refused while training runs: it is training's own output,
-    and its eval_<split>.json is what training writes last."""
+    """Hold the run like a writer (a `train` of it meanwhile is refused, naming this PID). If
+    another process holds it, only the final model is refused: it is training's own output, and
+    its eval_<split>.json is what training writes last."""
     from finetune.errors import RunInUse
 
     try:
