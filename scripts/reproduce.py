@@ -50,8 +50,10 @@ RECIPES = {
         "finetune/recipes/multi30k-t5-scratch.yaml",
         ["model.name_or_path={shared}/models/t5-small-tokenizer", *MULTI30K], "bleu", 26.10,
         prepare=MULTI30K_PREP),
-    "multi30k-smollm2-lora": Recipe("finetune/recipes/multi30k-smollm2-lora.yaml", MULTI30K, "bleu", None,
-                                    prepare=MULTI30K_PREP),
+    "multi30k-smollm2-lora": Recipe(
+        "finetune/recipes/multi30k-smollm2-lora.yaml", MULTI30K, "bleu", 32.02,
+        "(final model, all 1,014 sentences; 5 h 41 min in six sittings, mostly 1 thread on a 2-core CPU)",
+        prepare=MULTI30K_PREP),
     "scitldr-smollm2-lora": Recipe("finetune/recipes/scitldr-smollm2-lora.yaml", SCITLDR, "rouge1", None),
 }
 
