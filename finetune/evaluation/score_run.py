@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from finetune.configuration.config import RunConfig
-from finetune.errors import ConfigError, RunDirError
+from finetune.errors import ConfigError, RunDirError, RunInUse
 from finetune.storage import run_dir as rd
 
 
@@ -54,8 +54,6 @@ def _lock_or_score_beside_training(run: Path, lock, checkpoint: str | None) -> _
     """Hold the run like a writer (a `train` of it meanwhile is refused, naming this PID). If
     another process holds it, only the final model is refused: it is training's own output, and
     its eval_<split>.json is what training writes last."""
-    from finetune.errors import RunInUse
-
     try:
         lock.acquire(run)
     except RunInUse as busy:
