@@ -126,3 +126,7 @@ def test_a_real_load_error_is_not_retried_and_a_missing_checkpoint_lists_the_sav
         saved_model.load_run_model(run, cfg, "step-999999")
     assert str(refused.value) == (f"'{run}': no checkpoint 'step-999999' ({run / 'checkpoints' / 'step-999999'} is "
                                   f"missing); saved in this run: best, {', '.join(kept)}")
+    shutil.rmtree(run / "best")  # best/ lives in the run itself, never under checkpoints/
+    with pytest.raises(RunDirError) as refused:
+        saved_model.load_run_model(run, cfg, "best")
+    assert f"({run / 'best'} is missing); saved in this run: {', '.join(kept)}" in str(refused.value)

@@ -93,3 +93,22 @@ def test_zero_shot_never_writes_into_a_folder_it_did_not_make(tiny_bert, sentime
                                    capsys, monkeypatch)
     assert code == 2 and "was not created by finetune" in err, err
     assert os.listdir(mine) == ["notes.txt"]
+
+
+
+def test_weights_gone_once_loaded_are_still_scored(run_copy, capsys, monkeypatch):
+    # A training run beside eval replaces best/ (and prunes checkpoints) whenever it saves: the
+    # weights eval already loaded may be gone by the time it names them in its results.
+    from finetune.storage import saved_model
+
+    real_load = saved_model.load_run_model
+
+    def load_then_replace(*args, **kwargs):
+        loaded = real_load(*args, **kwargs)
+        (run_copy / "best").rename(run_copy / ".best-being-replaced")
+        return loaded
+
+    monkeypatch.setattr(saved_model, "load_run_model", load_then_replace)
+    code, _, err = main_in_process(["eval", str(run_copy), "--checkpoint", "best"], capsys, monkeypatch)
+    assert code == 0, err
+    assert _read(run_copy / "eval_validation.best.json")["weights"] == "best"

@@ -23,8 +23,10 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
         accelerator = make_accelerator(cfg)
         if beside:
             accelerator.print(beside.note)
-        task, tokenizer, model = load_run_model(run, cfg, checkpoint)
+        # Named before loading: a training run beside this one may prune the checkpoint once it
+        # is loaded, and a lookup after that would fail a load that had succeeded.
         weights = rd.model_dir(run, checkpoint).relative_to(run).as_posix()
+        task, tokenizer, model = load_run_model(run, cfg, checkpoint)
         metrics, records = score_split(cfg, task, tokenizer, model, split, accelerator, weights)
         if accelerator.is_main_process:
             if beside:

@@ -241,7 +241,7 @@ def require_run(path: Path) -> Path:
 def model_dir(run: Path, checkpoint: str | None = None) -> Path:
     """The saved model to load: the final one, `best`, or a named checkpoint directory."""
     target = run / (checkpoint or MODEL_DIR)
-    if checkpoint and not target.is_dir():
+    if checkpoint and checkpoint != BEST_DIR and not target.is_dir():
         target = run / CHECKPOINTS_DIR / checkpoint
     if not target.is_dir() and checkpoint:
         # A running training prunes all but its newest checkpoints: say which ones are there now.
