@@ -54,7 +54,9 @@ RECIPES = {
         "finetune/recipes/multi30k-smollm2-lora.yaml", MULTI30K, "bleu", 32.02,
         "(final model, all 1,014 sentences; 5 h 41 min in six sittings, mostly 1 thread on a 2-core CPU)",
         prepare=MULTI30K_PREP),
-    "scitldr-smollm2-lora": Recipe("finetune/recipes/scitldr-smollm2-lora.yaml", SCITLDR, "rouge1", None),
+    "scitldr-smollm2-lora": Recipe(
+        "finetune/recipes/scitldr-smollm2-lora.yaml", SCITLDR, "rouge1", 0.3589,
+        "(final model, all 619 abstracts, multi-reference; 4 h 20 min in four sittings, mostly 1 thread on a 2-core CPU)"),
 }
 
 
