@@ -57,6 +57,7 @@ def train_one(trial: dict, model_dir: str, data_dir: Path, out: Path) -> None:
 
     logging.set_verbosity_error()  # the new head's "newly initialized" report, once per trial
 
+    from finetune.training.optimizer import parameter_groups
     from finetune.training.sampling import EpochSampler
 
     torch.manual_seed(trial["seed"])
@@ -71,10 +72,7 @@ def train_one(trial: dict, model_dir: str, data_dir: Path, out: Path) -> None:
     dev = tokenizer(dev_texts, truncation=True, max_length=64, padding=True, return_tensors="pt").to(device)
     dev_y = torch.tensor(dev_labels, device=device)
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n.lower()]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n.lower())]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": trial["wd"]},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=trial["lr"], fused=device == "cuda")
+    optimizer = torch.optim.AdamW(parameter_groups(model, trial["wd"]), lr=trial["lr"], fused=device == "cuda")
     steps_per_epoch = -(-len(ids) // trial["bs"])
     total = steps_per_epoch * trial["epochs"]
     scheduler = get_scheduler(trial["scheduler"], optimizer, int(trial["warmup"] * total), total)

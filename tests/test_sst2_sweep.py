@@ -43,3 +43,14 @@ def test_a_trial_trains_and_the_summary_groups_seeds(tmp_path, tiny_bert):
     assert [line["step"] for line in lines] == [5, 10] * 2  # 40 rows / 4 = 10 steps; the last is the final one
     assert all(0 <= line["accuracy"] <= 1 and line["of"] == 10 for line in lines)
     assert sweep.by_setting(out) == {"epochs=1 bs=4": [lines[1]["accuracy"], lines[3]["accuracy"]]}
+
+
+def test_it_needs_only_torch_and_transformers(tmp_path):
+    # A lent GPU machine has torch and transformers, not datasets, evaluate or pydantic.
+    import subprocess
+    import sys
+
+    blocked = "import sys\nfor name in ('pydantic', 'datasets', 'evaluate', 'accelerate', 'peft'): sys.modules[name] = None\n"
+    code = blocked + "import finetune.training.optimizer, finetune.training.sampling\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

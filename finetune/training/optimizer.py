@@ -8,22 +8,16 @@ AdamW's fixed step moves the embeddings 16x more slowly relative to their size. 
 
 from __future__ import annotations
 
-from finetune.configuration.config import TrainingSection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # scripts/sst2_sweep.py imports this file where pydantic is not installed
+    from finetune.configuration.config import TrainingSection
 
 
 def make_optimizer(t: TrainingSection, model, device_type: str):
     import torch
 
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        # Biases and normalisation weights are not regularised (the standard BERT recipe).
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": t.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = parameter_groups(model, t.weight_decay)
     if t.optimizer == "adafactor":
         from transformers.optimization import Adafactor
 
@@ -34,6 +28,16 @@ def make_optimizer(t: TrainingSection, model, device_type: str):
     # batch's step. Params are still on the CPU here: ask about the device they will train on.
     fused = device_type in _fused_adamw_devices()
     return torch.optim.AdamW(groups, lr=t.lr, **({"fused": True} if fused else {"foreach": True}))
+
+
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """The trainable weights in two groups: decayed, and biases and normalisation weights, which
+    are not regularised (the standard BERT recipe)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _fused_adamw_devices() -> list[str]:
