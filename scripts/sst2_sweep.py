@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # The recipe's values; a trial overrides some of them.
 RECIPE = {"lr": 5e-5, "epochs": 2, "bs": 32, "warmup": 0.06, "wd": 0.01, "smoothing": 0.0,
           "scheduler": "linear", "seed": 42, "dropout": None, "eval_every": 700}
+MAX_LENGTH = 64  # the recipe's data.max_length
 
 
 def parse_trial(text: str) -> dict:
@@ -68,8 +69,8 @@ def train_one(trial: dict, model_dir: str, data_dir: Path, out: Path) -> None:
         model_dir, num_labels=2, dtype=torch.float32, **extra).to(device)
     texts, labels = read_tsv(data_dir / "train.tsv")
     dev_texts, dev_labels = read_tsv(data_dir / "dev.tsv")
-    ids = tokenizer(texts, truncation=True, max_length=64)["input_ids"]
-    dev = tokenizer(dev_texts, truncation=True, max_length=64, padding=True, return_tensors="pt").to(device)
+    ids = tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    dev = tokenizer(dev_texts, truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt").to(device)
     dev_y = torch.tensor(dev_labels, device=device)
 
     optimizer = torch.optim.AdamW(parameter_groups(model, trial["wd"]), lr=trial["lr"], fused=device == "cuda")
@@ -96,9 +97,9 @@ def train_one(trial: dict, model_dir: str, data_dir: Path, out: Path) -> None:
         sampler.set_epoch(epoch)
         order = list(sampler)
         for start in range(0, len(order), trial["bs"]):
-            batch = [ids[i] for i in order[start:start + trial["bs"]]]
-            padded = tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(device)
-            y = torch.tensor([labels[i] for i in order[start:start + trial["bs"]]], device=device)
+            rows = order[start:start + trial["bs"]]
+            padded = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt").to(device)
+            y = torch.tensor([labels[i] for i in rows], device=device)
             loss = loss_fn(model(**padded).logits, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,10 +130,10 @@ def main() -> None:
     if args.trial:  # none: only summarise --out
         run_all(args, args.trial)
     if args.repeat_best:
-        best = sorted(by_setting(args.out).items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))[: args.repeat_best]
-        run_all(args, [f"{setting} seed={seed}" for setting, _ in best for seed in args.seeds.split(",")])
-    for setting, finals in sorted(by_setting(args.out).items(), key=lambda kv: -sum(kv[1]) / len(kv[1])):
-        print(f"{sum(finals) / len(finals):.4f} mean final over {len(finals)} seeds "
+        best = ranked(args.out)[: args.repeat_best]
+        run_all(args, [f"{setting} seed={seed}" for setting, _, _ in best for seed in args.seeds.split(",")])
+    for setting, mean, finals in ranked(args.out):
+        print(f"{mean:.4f} mean final over {len(finals)} seeds "
               f"({min(finals):.4f}-{max(finals):.4f})  {setting or 'the recipe'}", flush=True)
 
 
@@ -143,6 +144,12 @@ def run_all(args, trials: list[str]) -> None:
                                   "--out", str(args.out), "--trial", text], env=env) for text in trials]
     failed = sum(child.wait() != 0 for child in children)
     print(f"{len(children)} trials, {failed} failed, {time.time() - started:.0f} s", flush=True)
+
+
+def ranked(out: Path) -> list[tuple[str, float, list[float]]]:
+    """(setting, mean final accuracy, each seed's) for every setting in `out`, best mean first."""
+    means = [(setting, sum(finals) / len(finals), finals) for setting, finals in by_setting(out).items()]
+    return sorted(means, key=lambda entry: -entry[1])
 
 
 def by_setting(out: Path) -> dict[str, list[float]]:

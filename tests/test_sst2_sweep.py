@@ -11,7 +11,9 @@ from conftest import ROOT, script_module
 
 def test_its_defaults_are_the_recipes_values():
     sweep = script_module("sst2_sweep")
-    training = yaml.safe_load((ROOT / "finetune/recipes/sst2-minilm-full.yaml").read_text())["training"]
+    recipe = yaml.safe_load((ROOT / "finetune/recipes/sst2-minilm-full.yaml").read_text())
+    training = recipe["training"]
+    assert sweep.MAX_LENGTH == recipe["data"]["max_length"]
     from finetune.configuration.config import TrainingSection
 
     defaults = TrainingSection()
