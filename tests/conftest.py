@@ -114,11 +114,13 @@ training:
     return root / "run"
 
 
-def script_module(name: str):
-    """A script of scripts/ imported as a module (scripts/ is not a package)."""
+def script_module(path: str):
+    """A script of scripts/ imported as a module (scripts/ is not a package): `path` is its place
+    under scripts/ without `.py`, e.g. "recipes/reproduce"; the module is named after the file."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    name = Path(path).name
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{path}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)

@@ -1,5 +1,5 @@
 """`model.attn_implementation: auto` under bf16 autocast on a CPU picks eager attention: torch's
-CPU SDPA backward is several times slower in bf16 than in fp32 (scripts/bench_bf16.py)."""
+CPU SDPA backward is several times slower in bf16 than in fp32 (scripts/benchmarks/bench_bf16.py)."""
 
 from __future__ import annotations
 

@@ -7,12 +7,12 @@ from conftest import ROOT, script_module
 
 
 def _generator():
-    return script_module("config_docs")
+    return script_module("dev/config_docs")
 
 
 def test_config_reference_is_up_to_date():
     page = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
-    assert page == _generator().render(), "run: python scripts/config_docs.py"
+    assert page == _generator().render(), "run: python scripts/dev/config_docs.py"
 
 
 def test_every_field_is_documented_and_examples_validate():

@@ -1,5 +1,5 @@
 """The package has no import cycle and only the `train` command imports the trainer
-(scripts/import_graph.py reads every import from the source, function-level ones included)."""
+(scripts/dev/import_graph.py reads every import from the source, function-level ones included)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from conftest import script_module
 
 
 def _graph_module():
-    return script_module("import_graph")
+    return script_module("dev/import_graph")
 
 
 def test_no_import_cycle():

@@ -27,7 +27,7 @@ def test_list_shows_every_recipe_with_its_task_method_and_needs_in_80_columns():
         [head] = [line for line in lines if line.startswith(f"{name}: ")]
         assert head.startswith(f"{name}: {raw['task']}, ")
         assert ("LoRA" in head) == bool(raw.get("lora", {}).get("enabled"))
-    assert "    needs runs/data/multi30k: python scripts/multi30k_to_jsonl.py" in result.stdout
+    assert "    needs runs/data/multi30k: python scripts/data/multi30k_to_jsonl.py" in result.stdout
     assert "accelerate/fsdp" in result.stdout
 
 

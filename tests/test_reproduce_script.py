@@ -1,4 +1,4 @@
-"""scripts/reproduce.py: overrides after the options reach the run; a failed run exits with its code."""
+"""scripts/recipes/reproduce.py: overrides after the options reach the run; a failed run exits with its code."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import script_module
 
 
 def test_overrides_after_the_options_reach_the_run(tmp_path, monkeypatch, capsys):
-    reproduce = script_module("reproduce")
+    reproduce = script_module("recipes/reproduce")
     calls = []
     monkeypatch.setattr(reproduce, "run", lambda *a: calls.append(a) or {"score": 1.0})
     monkeypatch.setattr(sys, "argv", ["reproduce.py", "sst2-minilm-full", "--shared", str(tmp_path),
@@ -23,7 +23,7 @@ def test_overrides_after_the_options_reach_the_run(tmp_path, monkeypatch, capsys
 
 
 def test_a_failed_run_exits_with_its_code_and_no_traceback(tmp_path, monkeypatch, capsys):
-    reproduce = script_module("reproduce")
+    reproduce = script_module("recipes/reproduce")
 
     def fails(*_):
         raise subprocess.CalledProcessError(2, ["finetune"])
@@ -38,7 +38,7 @@ def test_a_failed_run_exits_with_its_code_and_no_traceback(tmp_path, monkeypatch
 def test_each_recorded_score_is_the_one_in_the_readme_table():
     from conftest import ROOT
 
-    reproduce = script_module("reproduce")
+    reproduce = script_module("recipes/reproduce")
     table = (ROOT / "README.md").read_text().split("## What the recipes reach", 1)[1].split("\n\n")[2]
     for name, recipe in reproduce.RECIPES.items():
         [row] = [line for line in table.splitlines() if f"(`{name}`)" in line]

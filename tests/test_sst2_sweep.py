@@ -1,4 +1,4 @@
-"""scripts/sst2_sweep.py: it trains what the SST-2 recipe trains, and summarises settings over seeds."""
+"""scripts/sweeps/sst2_sweep.py: it trains what the SST-2 recipe trains, and summarises settings over seeds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from conftest import ROOT, script_module
 
 
 def test_its_defaults_are_the_recipes_values():
-    sweep = script_module("sst2_sweep")
+    sweep = script_module("sweeps/sst2_sweep")
     recipe = yaml.safe_load((ROOT / "finetune/recipes/sst2-minilm-full.yaml").read_text())
     training = recipe["training"]
     assert sweep.MAX_LENGTH == recipe["data"]["max_length"]
@@ -27,14 +27,14 @@ def test_its_defaults_are_the_recipes_values():
 
 
 def test_an_unknown_key_is_refused_by_name():
-    sweep = script_module("sst2_sweep")
+    sweep = script_module("sweeps/sst2_sweep")
     with pytest.raises(SystemExit, match="unknown key 'learning_rate'"):
         sweep.parse_trial("learning_rate=1e-4")
     assert sweep.parse_trial("lr=1e-4 bs=64")["bs"] == 64
 
 
 def test_a_trial_trains_and_the_summary_groups_seeds(tmp_path, tiny_bert):
-    sweep = script_module("sst2_sweep")
+    sweep = script_module("sweeps/sst2_sweep")
     rows = [json.loads(line) for line in (ROOT / "finetune/resources/sentiment/train.jsonl").read_text().splitlines()]
     for name in ("train.tsv", "dev.tsv"):
         (tmp_path / name).write_text("text\tlabel\n" + "".join(f"{r['text']}\t{int(r['label'] == 'positive')}\n" for r in rows[:40]))

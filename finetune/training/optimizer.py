@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # scripts/sst2_sweep.py imports this file where pydantic is not installed
+if TYPE_CHECKING:  # scripts/sweeps/sst2_sweep.py imports this file where pydantic is not installed
     from finetune.configuration.config import TrainingSection
 
 

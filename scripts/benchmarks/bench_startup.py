@@ -1,7 +1,7 @@
 """How long `finetune --help` takes, as a user starts it (`python -m finetune --help` in a fresh
 process): prints the median of N runs and the import time of the CLI module. Target: < 0.5 s.
 
-    python scripts/bench_startup.py --runs 10
+    python scripts/benchmarks/bench_startup.py --runs 10
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from measure import run_measured
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

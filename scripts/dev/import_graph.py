@@ -1,6 +1,6 @@
 """The import graph of the finetune package, read from the source (no module is imported):
 every `import`/`from ... import` of a finetune module, at module level or inside a function.
-Reports import cycles and which modules import the trainer. Run: python scripts/import_graph.py
+Reports import cycles and which modules import the trainer. Run: python scripts/dev/import_graph.py
 
 An edge goes to the module named, not to its parent packages: importing `finetune.tasks.task`
 also runs `finetune/tasks/__init__.py`, but counting that would call every package that imports
@@ -13,7 +13,7 @@ import ast
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "finetune"
+PACKAGE = Path(__file__).resolve().parents[2] / "finetune"
 TRAINER = "finetune.training.loop"
 # The only modules allowed to import the trainer: the `train` command.
 TRAINER_IMPORTERS = {"finetune.cli"}

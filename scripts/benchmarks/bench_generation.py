@@ -7,7 +7,7 @@ Rounds alternate the two cases after an untimed warm-up; prints the median sente
 the spread, the ratio of medians (target >= 10x) and how often the two outputs agree (left
 padding can change a greedy pick by float rounding). Needs ../shared; skips without it.
 
-    python scripts/bench_generation.py --examples 128 --batch-size 64 --rounds 3
+    python scripts/benchmarks/bench_generation.py --examples 128 --batch-size 64 --rounds 3
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = "multi30k-smollm2-lora"
 
 

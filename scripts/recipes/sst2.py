@@ -1,7 +1,7 @@
 """Run the shipped SST-2 configs on the local copy in ../shared/data/sst2 and print dev accuracy,
 wall time and training samples/s.
 
-    python scripts/sst2.py --modes lora full --train-rows 8000
+    python scripts/recipes/sst2.py --modes lora full --train-rows 8000
 
 The configs name Hub ids (what users run online); this script swaps in local files and the
 PyPI-installed MiniLM through ordinary command-line overrides.
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(mode: str, args) -> dict:

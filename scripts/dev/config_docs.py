@@ -1,5 +1,5 @@
 """Write docs/config.md from the config schema, so the reference lists every field the code
-accepts with its type, default and description. Run: python scripts/config_docs.py"""
+accepts with its type, default and description. Run: python scripts/dev/config_docs.py"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from finetune.configuration.config import RunConfig  # noqa: E402
@@ -19,7 +19,7 @@ One YAML file describes a run. Sections: `task`, `model` (required), `data`, `lo
 line with a dotted override: `finetune train --config run.yaml training.lr=3e-5 lora.r=16`.
 `finetune config show run.yaml` prints the resolved file with every default filled in;
 `finetune config schema` prints the JSON schema this page is generated from
-(`python scripts/config_docs.py`).
+(`python scripts/dev/config_docs.py`).
 """
 
 EXAMPLES = {

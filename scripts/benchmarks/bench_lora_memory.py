@@ -4,7 +4,7 @@ Each run is a fresh `python -m finetune train` process; its peak RSS comes from 
 (the rusage wait4 reports for the finished child), so library imports count the same on both
 sides.
 
-    python scripts/bench_lora_memory.py --config multi30k-smollm2-lora --steps 3
+    python scripts/benchmarks/bench_lora_memory.py --config multi30k-smollm2-lora --steps 3
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ way examples/pytorch/text-classification/run_glue.py does it (AutoModelForSequen
 `datasets.map` tokenization, `Trainer`), so `finetune` is compared with what users would write.
 
 Prints one JSON line (prefixed `RESULT `) with the training time, samples, non-padding tokens and
-the dev accuracy. Run by scripts/bench_vs_trainer.py; also usable alone:
+the dev accuracy. Run by scripts/benchmarks/bench_vs_trainer.py; also usable alone:
 
-    python scripts/trainer_baseline.py --train ../shared/data/sst2/train.tsv \
+    python scripts/benchmarks/trainer_baseline.py --train ../shared/data/sst2/train.tsv \
         --dev ../shared/data/sst2/dev.tsv --out /tmp/tb --max-train-rows 1000 --steps 100
 """
 

@@ -22,12 +22,12 @@ below dense's. Needs nothing beside the repo.
 
 Full measurement (on a quiet machine; about 10 minutes on 2 cores, 16,384 tokens 4 more):
 
-    python scripts/bench_sparse_attention.py --lengths 512,1024,2048,4096,8192 --steps 3 --threads 2
-    python scripts/bench_sparse_attention.py --lengths 16384 --models dense-sdpa,longformer,bigbird --steps 2
+    python scripts/benchmarks/bench_sparse_attention.py --lengths 512,1024,2048,4096,8192 --steps 3 --threads 2
+    python scripts/benchmarks/bench_sparse_attention.py --lengths 16384 --models dense-sdpa,longformer,bigbird --steps 2
 
 Quick check that it runs:
 
-    python scripts/bench_sparse_attention.py --lengths 512 --steps 1 --layers 1 --hidden 64 --heads 2
+    python scripts/benchmarks/bench_sparse_attention.py --lengths 512 --steps 1 --layers 1 --hidden 64 --heads 2
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from measure import run_measured, train_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("dense-sdpa", "dense-eager", "longformer", "bigbird")
 
 

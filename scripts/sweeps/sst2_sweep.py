@@ -4,9 +4,9 @@ Each trial repeats what `finetune train` does for `finetune/recipes/sst2-minilm-
 same epoch sampler, AdamW groups, linear warmup/decay schedule, gradient clipping, max_length 64,
 fp32) in a loop that needs only torch and transformers, so it runs on a lent GPU machine where
 finetune's own dependencies (datasets, evaluate, pydantic) are not installed. It picks values;
-the recipe's recorded score always comes from `finetune train` itself (scripts/reproduce.py).
+the recipe's recorded score always comes from `finetune train` itself (scripts/recipes/reproduce.py).
 
-    python scripts/sst2_sweep.py --model DIR --data DIR --out results.jsonl \
+    python scripts/sweeps/sst2_sweep.py --model DIR --data DIR --out results.jsonl \
         --trial "lr=1e-4 epochs=2" --trial "lr=5e-5 epochs=3 seed=7" ...
 
 Prints and appends one JSON line per evaluation: the trial, its step, and dev accuracy; then each
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 # The recipe's values; a trial overrides some of them.
 RECIPE = {"lr": 5e-5, "epochs": 2, "bs": 32, "warmup": 0.06, "wd": 0.01, "smoothing": 0.0,
