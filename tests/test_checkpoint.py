@@ -133,13 +133,12 @@ def test_the_interruption_advice_works_as_printed(tmp_path, tiny_bert, sentiment
     assert [r["step"] for r in _metrics(run) if r["type"] == "train"] == list(range(1, 13))
 
 
-def test_readme_lists_every_setting_a_resume_may_change():
+def test_docs_list_every_setting_a_resume_may_change():
     from conftest import ROOT
 
     from finetune.training.train_state import RESUMABLE_KEYS
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Checkpoints and resuming"):readme.index("## Several GPUs")]
+    section = (ROOT / "docs" / "checkpoints.md").read_text(encoding="utf-8")
     for key in RESUMABLE_KEYS:
         assert f"`{key}`" in section or f"`{key.split('.')[-1]}`" in section, key
 

@@ -35,13 +35,15 @@ def test_a_failed_run_exits_with_its_code_and_no_traceback(tmp_path, monkeypatch
     assert stop.value.code == 2
 
 
-def test_each_recorded_score_is_the_one_in_the_readme_table():
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_each_recorded_score_is_the_one_in_the_recipes_table(page):
+    """The README's one-line-per-recipe table and the detailed one in docs/results.md."""
     from conftest import ROOT
 
     reproduce = script_module("recipes/reproduce")
-    table = (ROOT / "README.md").read_text().split("## What the recipes reach", 1)[1].split("\n\n")[2]
+    rows = [line for line in (ROOT / page).read_text().splitlines() if line.startswith("| ")]
     for name, recipe in reproduce.RECIPES.items():
-        [row] = [line for line in table.splitlines() if f"(`{name}`)" in line]
+        [row] = [line for line in rows if f"(`{name}`)" in line]
         if recipe.recorded is not None:
             shown = f"{recipe.recorded:.4f}" if recipe.recorded < 1 else f"{recipe.recorded:.2f}"
             assert f"**{shown}**" in row, name

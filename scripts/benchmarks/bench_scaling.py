@@ -1,5 +1,5 @@
 """How training time and memory grow with sequence length, model size and data size: measured
-points for the README's Performance section.
+points for docs/performance.md.
 
 Each point is one `finetune train` process (as users run it); it reports the in-loop samples/s
 and non-padding tokens/s from metrics.jsonl (first logged window skipped: warm-up), peak RSS

@@ -1,5 +1,5 @@
 """Where sparse attention pays: equal-sized dense and sparse encoders trained at growing input
-lengths, for the README's "Long inputs: sparse attention" section.
+lengths, for docs/long-inputs.md.
 
 Models (random weights, MiniLM's tokenizer, same layers x hidden x heads x FFN; built here):
   - dense-sdpa: BERT with the default kernel (SDPA; attention dropout 0 lets the CPU use its

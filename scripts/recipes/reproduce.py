@@ -1,5 +1,5 @@
 """Run one shipped recipe end to end on the local copies of its data and print its score next to
-the one recorded in the README ("What the recipes reach").
+the one recorded in the README's recipes table (details: docs/results.md).
 
     python scripts/recipes/reproduce.py --list
     python scripts/recipes/reproduce.py sst2-minilm-full [key=value ...]     # extra overrides go last
@@ -28,7 +28,7 @@ class Recipe:
     config: str
     overrides: list[str]  # {shared} and {data} are filled in
     metric: str
-    recorded: float | None  # dev/validation score in the README; None: not measured yet
+    recorded: float | None  # dev/validation score in the README and docs/results.md; None: not measured yet
     note: str = ""  # how it was measured (wall time, hardware)
     prepare: list[str] = field(default_factory=list)  # a command run first, same placeholders
 

@@ -11,7 +11,7 @@ the recipe's recorded score always comes from `finetune train` itself (scripts/r
 
 Prints and appends one JSON line per evaluation: the trial, its step, and dev accuracy; then each
 setting's final accuracy over its seeds. With no --trial it only summarises --out.
-Results of the sweep behind the recipe: docs/sweeps/sst2-minilm-full.jsonl (README, "What the
+Results of the sweep behind the recipe: docs/sweeps/sst2-minilm-full.jsonl (docs/results.md, "What the
 recipes reach").
 """
 
