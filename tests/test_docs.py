@@ -1,6 +1,7 @@
 """Docs that cannot rot: every `finetune ...` command shown in README.md, docs/*.md and the Makefile
 names a command and options the CLI has (checked with click's own parser, nothing is run), every
-relative link reaches a file (and heading), and every scripts/, docs/ or test file named exists."""
+relative link reaches a file (and heading), and every scripts/, docs/ or test file named exists, as
+does every file docs/architecture.md names."""
 
 from __future__ import annotations
 
@@ -245,3 +246,14 @@ def test_every_test_file_the_docs_name_exists():
     named = {name for page in PAGES for name in re.findall(r"\btest_\w+\.py\b", page.read_text(encoding="utf-8"))}
     missing = sorted(name for name in named - {"test_x.py"} if not (ROOT / "tests" / name).exists())
     assert not missing, missing
+
+
+def test_every_file_the_architecture_page_names_exists():
+    """docs/architecture.md's `where each behaviour lives` names files of the package (relative to
+    finetune/) and of the repository: a moved module must move there too."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([^`\s]+/[^`\s]*)`", page)) - {"tests/test_x.py"}  # x: any file
+    missing = sorted(path for path in named if not any(
+        list(base.glob(path)) if "*" in path else (base / path).exists() for base in (ROOT / "finetune", ROOT)))
+    assert not missing, missing
+    assert len(named) >= 50, len(named)
