@@ -62,7 +62,7 @@ def problem(directory: Path) -> str | None:
             return f"{name} is missing"
         size = path.stat().st_size
         if size != expected["size"]:
-            return f"{name} has {size} bytes, the manifest says {expected['size']} (truncated or replaced)"
+            return f"{name} has {size} bytes, {MANIFEST_FILE} says {expected['size']} (truncated or replaced)"
         if sha256_file(path) != expected["sha256"]:
-            return f"{name} does not match its SHA-256 in the manifest (altered)"
+            return f"{name} does not match its SHA-256 in {MANIFEST_FILE} (altered or swapped)"
     return None

@@ -61,7 +61,8 @@ def check(directory: Path) -> None:
 
 def _required(directory: Path) -> list[str]:
     """What a saved model cannot load without: its config, weights and tokenizer files."""
-    if (directory / rd.ADAPTER_CONFIG_FILE).is_file():
+    adapter_files = (rd.ADAPTER_CONFIG_FILE, rd.ADAPTER_WEIGHTS_FILE, rd.ADAPTER_BASE_CONFIG_FILE)
+    if any((directory / name).is_file() for name in adapter_files):  # an adapter, whichever is lost
         config = rd.MODEL_CONFIG_FILE if (directory / rd.MODEL_CONFIG_FILE).is_file() else rd.ADAPTER_BASE_CONFIG_FILE
         names = [config, rd.ADAPTER_CONFIG_FILE, rd.ADAPTER_WEIGHTS_FILE]
     else:
