@@ -26,6 +26,8 @@ SEAL_RECORD = "finetune_saved_model.json"  # {"format": 1, "manifest": MANIFEST_
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model",
                     "sentencepiece.bpe.model")
 TOKENIZER_CONFIG = "tokenizer_config.json"
+# Read when present: checked for their format like the required files.
+OPTIONAL_FILES = ("generation_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt")
 
 
 def seal(directory: Path, name: str) -> None:
@@ -51,9 +53,9 @@ def check(directory: Path) -> None:
     for name in _required(directory):
         if not (directory / name).is_file():
             raise RunDirError(f"{where} is damaged: {name} is missing; {_remedy(directory)}")
-    for path in sorted(directory.iterdir()):
-        if problem := _format_problem(path):
-            raise RunDirError(f"{where} is damaged: {path.name} {problem}; {_remedy(directory)}")
+    for name in _required(directory) + [n for n in OPTIONAL_FILES if (directory / n).exists()]:
+        if problem := _format_problem(directory / name):
+            raise RunDirError(f"{where} is damaged: {name} {problem}; {_remedy(directory)}")
     if not sealed:
         print(f"warning: {where} has no {rd.MANIFEST_FILE} (saved by an older finetune): its files are there "
               "and well-formed, but an altered or swapped file cannot be detected", file=sys.stderr)
