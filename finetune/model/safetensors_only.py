@@ -18,8 +18,9 @@ CONVERT = ("convert them to safetensors where you trust the source (the Hub's sa
            "'model.safetensors')), or delete them when a .safetensors copy is there")
 
 
-def refusal(where: str, name: str) -> str:
-    return (f"{where}: '{name}' is a pickle, which can run code when loaded; finetune requires "
+def refusal(where: str, name: str, listed_in: str = "") -> str:
+    listed = f" (listed in '{listed_in}')" if listed_in else ""
+    return (f"{where}: '{name}'{listed} is a pickle, which can run code when loaded; finetune requires "
             f"safetensors weights: {CONVERT}")
 
 
@@ -31,11 +32,11 @@ def refuse_pickles(directory: Path, where: str) -> None:
         return
     for path in sorted(directory.iterdir()):
         if path.suffix.lower() in PICKLE_SUFFIXES and path.is_file():
-            raise ModelError(refusal(where, str(path)))
+            raise ModelError(refusal(where, path.name))
         if path.name.endswith(".index.json") and path.is_file():
             for shard in _shards(path):
                 if not shard.endswith(".safetensors"):
-                    raise ModelError(refusal(where, str(directory / shard)) + f" (listed in {path.name})")
+                    raise ModelError(refusal(where, shard, listed_in=path.name))
 
 
 def _shards(index: Path) -> set[str]:

@@ -63,8 +63,7 @@ def check(directory: Path) -> None:
 
 def _required(directory: Path) -> list[str]:
     """What a saved model cannot load without: its config, weights and tokenizer files."""
-    adapter_files = (rd.ADAPTER_CONFIG_FILE, rd.ADAPTER_WEIGHTS_FILE, rd.ADAPTER_BASE_CONFIG_FILE)
-    if any((directory / name).is_file() for name in adapter_files):  # an adapter, whichever is lost
+    if holds_adapter(directory):
         config = rd.MODEL_CONFIG_FILE if (directory / rd.MODEL_CONFIG_FILE).is_file() else rd.ADAPTER_BASE_CONFIG_FILE
         names = [config, rd.ADAPTER_CONFIG_FILE, rd.ADAPTER_WEIGHTS_FILE]
     else:
@@ -72,6 +71,12 @@ def _required(directory: Path) -> list[str]:
         names = [rd.MODEL_CONFIG_FILE] + (sorted(_shards(index)) if index.is_file() else [rd.MODEL_WEIGHTS_FILE])
     vocabulary = next((n for n in VOCABULARY_FILES if (directory / n).is_file()), "tokenizer.json")
     return names + [TOKENIZER_CONFIG, vocabulary]
+
+
+def holds_adapter(directory: Path) -> bool:
+    """An adapter's files are there (one may be lost: any of them tells an adapter from a full model)."""
+    adapter_files = (rd.ADAPTER_CONFIG_FILE, rd.ADAPTER_WEIGHTS_FILE, rd.ADAPTER_BASE_CONFIG_FILE)
+    return any((directory / name).is_file() for name in adapter_files)
 
 
 def _shards(index: Path) -> set[str]:
