@@ -56,6 +56,7 @@ def load_model(model: ModelSection, auto_class: str, config=None, *, bf16_on_cpu
         if model.init == "scratch":
             return cls.from_config(config, **_only(kwargs, "trust_remote_code", "attn_implementation"))
         refuse_pickles(Path(source(model)), f"model.name_or_path '{model.name_or_path}'")
+        _check_if_saved_by_finetune(Path(source(model)))
         with no_unpickling(f"model.name_or_path '{model.name_or_path}'"):
             return cls.from_pretrained(source(model), config=config, use_safetensors=True, **kwargs)
     except ValueError as exc:
@@ -142,6 +143,15 @@ def load_gguf_model(model: ModelSection, cls, config, kernel: str | None):
 
 def _is_head(key: str, cls) -> bool:
     return cls.__name__ != "AutoModelForCausalLM" and key.split(".")[0] in ("score", "classifier")
+
+
+def _check_if_saved_by_finetune(path: Path) -> None:
+    """A directory finetune saved (RUN/merged as the start of a new run, RUN/model for `eval
+    --model`) is checked against its manifest like any saved model it loads."""
+    from finetune.storage import saved_model_check
+
+    if saved_model_check.is_sealed(path):
+        saved_model_check.check(path)
 
 
 def pad_like_tokenizer(model, tokenizer) -> None:

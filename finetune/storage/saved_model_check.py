@@ -47,7 +47,10 @@ def check(directory: Path) -> None:
     `directory`; warn (one line on stderr) when it was saved without a manifest."""
     where = f"saved model '{directory}'"
     refuse_pickles(directory, where)
-    sealed = (directory / rd.MANIFEST_FILE).exists() or (directory / SEAL_RECORD).exists()
+    state = _state(directory)
+    if _checked.get(directory.resolve()) == state:
+        return  # checked already in this process (a command reads the config, then the model), unchanged since
+    sealed = is_sealed(directory)
     if sealed and (problem := manifest.problem(directory)):
         raise RunDirError(f"{where} is damaged: {problem}; {_remedy(directory)}")
     for name in _required(directory):
@@ -56,9 +59,24 @@ def check(directory: Path) -> None:
     for name in _required(directory) + [n for n in OPTIONAL_FILES if (directory / n).exists()]:
         if problem := _format_problem(directory / name):
             raise RunDirError(f"{where} is damaged: {name} {problem}; {_remedy(directory)}")
+    _checked[directory.resolve()] = state
     if not sealed:
         print(f"warning: {where} has no {rd.MANIFEST_FILE} (saved by an older finetune): its files are there "
               "and well-formed, but an altered or swapped file cannot be detected", file=sys.stderr)
+
+
+_checked: dict[Path, tuple] = {}
+
+
+def _state(directory: Path) -> tuple:
+    """Each file's name, inode, size and modification time: any write or rename changes it."""
+    stats = ((p.name, p.stat()) for p in sorted(directory.iterdir()) if p.is_file())
+    return tuple((name, st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats)
+
+
+def is_sealed(directory: Path) -> bool:
+    """finetune saved it with a manifest (the record or the manifest is there: the other may be lost)."""
+    return (directory / rd.MANIFEST_FILE).exists() or (directory / SEAL_RECORD).exists()
 
 
 def _required(directory: Path) -> list[str]:
