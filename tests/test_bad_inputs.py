@@ -91,6 +91,20 @@ def pickle_only(target: Path) -> None:
     (target / "model.safetensors").unlink()
 
 
+def pickle_beside_safetensors(target: Path) -> None:
+    """transformers would take the safetensors; finetune refuses the directory all the same."""
+    (target / "pytorch_model.bin").write_bytes(planted_pickle(target.parent / "PWNED"))
+
+
+def saved_model_damaged(inside: str, name: str, command: str = "eval"):
+    """A finished run whose saved model `inside` lost `name`; `finetune COMMAND` on it."""
+    def make(tmp, cfg, model):
+        run = finished_run(tmp, cfg)
+        (run / inside / name).unlink()
+        return ["cli", command, str(run)] + (["--checkpoint", inside] if inside != "model" else [])
+    return make
+
+
 def no_classification_head(target: Path) -> None:
     config = json.loads((target / "config.json").read_text())
     config.update(model_type="whisper", architectures=["WhisperModel"])
@@ -520,6 +534,11 @@ CASES = [
     ("model-path-named-attention-missing", cfg_edit("model.name_or_path", "/nonexistent/sparse-attention-bert", "train"),
      "model.name_or_path '/nonexistent/sparse-attention-bert': no such directory"),
     ("model-pickle-only", model_dir(pickle_only), "pickle"),
+    # safetensors only, saved models checked whole (trust round 2, items 2-3)
+    ("model-pickle-beside-safetensors", model_dir(pickle_beside_safetensors), "'pytorch_model.bin' is a pickle"),
+    ("model-allow-pickle-true", cfg_edit("model.allow_pickle", True), "model.allow_pickle"),
+    ("saved-model-tokenizer-missing", saved_model_damaged("model", "tokenizer.json", "report"), "tokenizer.json is missing"),
+    ("saved-best-weights-missing", saved_model_damaged("best", "model.safetensors"), "model.safetensors is missing"),
     ("model-cannot-classify", model_dir(no_classification_head), "AutoModelForSequenceClassification"),
     ("lora-target-unmatched", lambda tmp, cfg, model: (cfg.update(lora={"enabled": True, "target_modules": ["q_proj"]}), ["train"])[1], "q_proj"),
     ("output-dir-in-use", existing_run(), "already holds a run"),

@@ -43,11 +43,13 @@ def test_planted_pickles_are_never_unpickled(four_steps, capsys, monkeypatch):
     config, run = four_steps
     marker = run.parent / "PWNED"
     step = run / "checkpoints" / "step-000004"
-    for name in OLD_NAMES:  # beside a verified checkpoint: ignored, the run resumes
+    for name in OLD_NAMES:  # beside a verified checkpoint: refused (safetensors only), never loaded
         (step / name).write_bytes(planted_pickle(marker))
     code, err = _run_main(["train", "--config", str(config), "--resume", "training.max_steps=5"], capsys, monkeypatch)
-    assert code == 0, err
+    assert code == 2 and "requires safetensors" in err and min(OLD_NAMES) in err, err
     assert not marker.exists()
+    for name in OLD_NAMES:
+        (step / name).unlink()
 
     (step / "manifest.json").unlink()  # what an older finetune wrote: refused, nothing loaded
     state = json.loads((step / "train_state.json").read_text())

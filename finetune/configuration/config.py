@@ -52,8 +52,10 @@ class ModelSection(Section):
     trust_remote_code: bool = Field(
         False, description="Run Python code shipped with a Hub checkpoint. Off unless you trust it."
     )
+    # Kept so that configs and runs written when it was an opt-in still read; only false is valid.
     allow_pickle: bool = Field(
-        False, description="Allow pickle-based .bin weights (can run code); safetensors otherwise."
+        False, description="Always false: weights load from safetensors only (a pickle can run code). "
+        "Convert pickle weights to safetensors.",
     )
     init: Literal["pretrained", "scratch"] = Field(
         "pretrained", description="`scratch` builds the architecture from its config, random weights."
@@ -79,6 +81,14 @@ class ModelSection(Section):
         repr=False,
         description="Hub access token for private models; prefer the HF_TOKEN environment variable.",
     )
+
+    @field_validator("allow_pickle")
+    @classmethod
+    def _no_pickle(cls, allowed: bool) -> bool:
+        if allowed:
+            raise ValueError("model.allow_pickle: finetune loads safetensors weights only (a pickle can "
+                             "run code when loaded); convert the weights to safetensors and drop the key")
+        return allowed
 
 
 class DataSection(Section):

@@ -1,5 +1,5 @@
-"""Load a tokenizer and a model for a task, safely: safetensors only unless pickle is allowed,
-no remote code unless the config trusts it."""
+"""Load a tokenizer and a model for a task, safely: safetensors only (safetensors_only.py), no
+remote code unless the config trusts it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.model.attn_kernel import choose_kernel, model_class
+from finetune.model.safetensors_only import no_unpickling, refuse_pickles
 from finetune.configuration.config import ModelSection
 from finetune.errors import ModelError
 from finetune.configuration.paths import resolve
@@ -54,13 +55,10 @@ def load_model(model: ModelSection, auto_class: str, config=None, *, bf16_on_cpu
     try:
         if model.init == "scratch":
             return cls.from_config(config, **_only(kwargs, "trust_remote_code", "attn_implementation"))
-        refuse_pickle_only_checkpoint(model)
-        return cls.from_pretrained(
-            source(model),
-            config=config,
-            use_safetensors=None if model.allow_pickle else True,
-            **kwargs,
-        )
+        refuse_pickles(Path(source(model)), f"model.name_or_path '{model.name_or_path}'")
+        _check_if_saved_by_finetune(Path(source(model)))
+        with no_unpickling(f"model.name_or_path '{model.name_or_path}'"):
+            return cls.from_pretrained(source(model), config=config, use_safetensors=True, **kwargs)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise ModelError(
@@ -112,10 +110,15 @@ def load_gguf_model(model: ModelSection, cls, config, kernel: str | None):
     the config alone. A task head missing from the file (a classifier) starts random."""
     import transformers
 
+    where = f"model.name_or_path '{model.name_or_path}'"
+    refuse_pickles(Path(source(model)), where)
     try:
-        loaded = transformers.AutoModelForCausalLM.from_pretrained(
-            source(model), gguf_file=model.gguf_file, **hub_kwargs(model)
-        )
+        with no_unpickling(where):
+            loaded = transformers.AutoModelForCausalLM.from_pretrained(
+                source(model), gguf_file=model.gguf_file, **hub_kwargs(model)
+            )
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(_load_failure("GGUF model", model, exc)) from exc
     state = loaded.state_dict()
@@ -142,20 +145,13 @@ def _is_head(key: str, cls) -> bool:
     return cls.__name__ != "AutoModelForCausalLM" and key.split(".")[0] in ("score", "classifier")
 
 
-def refuse_pickle_only_checkpoint(model: ModelSection) -> None:
-    """A local directory holding only pickle weights (.bin/.pt) is refused before anything is
-    unpickled; transformers would otherwise fail with a less helpful message."""
-    path = Path(source(model))
-    if model.allow_pickle or not path.is_dir():
-        return
-    has_safetensors = any(path.glob("*.safetensors"))
-    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
-    if pickles and not has_safetensors:
-        raise ModelError(
-            f"model.name_or_path '{path}': holds only pickle weights ({pickles[0]}), which can run "
-            "code when loaded; convert them to safetensors, or set model.allow_pickle=true if you "
-            "trust the source"
-        )
+def _check_if_saved_by_finetune(path: Path) -> None:
+    """A directory finetune saved (RUN/merged as the start of a new run, RUN/model for `eval
+    --model`) is checked against its manifest like any saved model it loads."""
+    from finetune.storage import saved_model_check
+
+    if saved_model_check.is_sealed(path):
+        saved_model_check.check(path)
 
 
 def pad_like_tokenizer(model, tokenizer) -> None:

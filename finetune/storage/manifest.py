@@ -1,7 +1,9 @@
-"""`manifest.json`: every file of a checkpoint with its size and SHA-256, written last.
+"""`manifest.json`: every file of a checkpoint or saved model with its size and SHA-256, written
+last.
 
-A checkpoint counts as complete only once its manifest exists, and `verify` tells a checkpoint
-that was truncated, altered or lost a file from an intact one before anything is loaded.
+A checkpoint counts as complete only once its manifest exists, and `problem` tells a checkpoint
+or saved model that was truncated, altered or lost a file from an intact one before anything is
+loaded.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write(directory: Path, name: str) -> None:
-    """List every file under `directory` in its manifest; `name` is the checkpoint's final name
-    (the directory itself is still a temporary one)."""
+def write(directory: Path, name: str, skip: tuple[str, ...] = ()) -> None:
+    """List every file under `directory` in its manifest, but those named in `skip` (files meant
+    to be edited, such as a model card); `name` is the checkpoint's final name (the directory
+    itself is still a temporary one)."""
     partial = directory / partial_file(MANIFEST_FILE)
     files = {
         str(path.relative_to(directory)): {"size": path.stat().st_size, "sha256": sha256_file(path)}
         for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.name not in (MANIFEST_FILE, partial.name)
+        if path.is_file() and path.name not in (MANIFEST_FILE, partial.name, *skip)
     }
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump({"format": 1, "files": files}, handle, indent=1)
@@ -59,7 +62,7 @@ def problem(directory: Path) -> str | None:
             return f"{name} is missing"
         size = path.stat().st_size
         if size != expected["size"]:
-            return f"{name} has {size} bytes, the manifest says {expected['size']} (truncated or replaced)"
+            return f"{name} has {size} bytes, {MANIFEST_FILE} says {expected['size']} (truncated or replaced)"
         if sha256_file(path) != expected["sha256"]:
-            return f"{name} does not match its SHA-256 in the manifest (altered)"
+            return f"{name} does not match its SHA-256 in {MANIFEST_FILE} (altered or swapped)"
     return None

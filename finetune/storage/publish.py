@@ -16,26 +16,29 @@ from pathlib import Path
 
 from finetune.errors import ConfigError, RunDirError
 from finetune.storage import run_dir as rd
+from finetune.storage import saved_model_check
 from finetune.storage.state_files import OPTIMIZER_JSON, OPTIMIZER_TENSORS, SCHEDULER_JSON
 
 # Training state that may sit beside a model's files (a checkpoint, best/): never sent.
-TRAINING_STATE = {rd.STATE_FILE, rd.MANIFEST_FILE, rd.BEST_FILE, OPTIMIZER_TENSORS, OPTIMIZER_JSON, SCHEDULER_JSON}
+TRAINING_STATE = {rd.STATE_FILE, rd.MANIFEST_FILE, rd.BEST_FILE, OPTIMIZER_TENSORS, OPTIMIZER_JSON, SCHEDULER_JSON,
+                  saved_model_check.SEAL_RECORD}
 
 
 def source_dir(run: Path, merged: bool) -> Path:
-    from finetune.storage.saved_model import is_adapter
+    from finetune.storage.saved_model import is_adapter, verified_model_dir
 
-    model = rd.model_dir(run)
     if not merged:
-        return model
+        return verified_model_dir(run)
+    model = rd.model_dir(run)  # only asked whether it is an adapter: merged/ is what travels
     if not is_adapter(model):
         raise RunDirError(f"'{run}': is a full fine-tune, whose {rd.MODEL_DIR}/ loads as it is; push without --merged")
     target = run / rd.MERGED_DIR
-    if not (target / rd.MODEL_CONFIG_FILE).is_file():
+    if not target.is_dir():
         raise RunDirError(
             f"'{run}': has no merged model ({target} is missing); run `finetune merge {run}` first, "
             "or push without --merged to send the adapter"
         )
+    saved_model_check.check(target)
     return target
 
 

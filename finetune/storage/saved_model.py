@@ -1,6 +1,6 @@
 """A saved model directory (the final `model/`, `best/`, the model part of a checkpoint): what
 goes in it so that it reloads on its own, and loading it back as a full model or base model +
-PEFT adapter."""
+PEFT adapter, only once saved_model_check.py found it whole."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from finetune.storage import manifest
 from finetune.storage import run_dir as rd
+from finetune.storage import saved_model_check
 from finetune.configuration.config import RunConfig
 from finetune.errors import RunDirError
 
@@ -30,6 +31,7 @@ def save(run, target: Path, hint: str, extra: dict[str, Any] | None = None) -> N
             write(acc.unwrap_model(run.model), run.tokenizer, run.task, tmp, state_dict)
             for name, content in (extra or {}).items():
                 (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+            manifest.write(tmp, target.name, skip=(rd.CARD_FILE,))  # last; the card may be rewritten or edited
     acc.wait_for_everyone()
 
 
@@ -45,6 +47,7 @@ def write(model, tokenizer, task, directory: Path, state_dict: dict | None = Non
         model.config.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     task.save_alongside(model, tokenizer, directory)
+    saved_model_check.write_record(directory)  # the manifest that covers it is the caller's to write
 
 
 def is_adapter(model_dir: Path) -> bool:
@@ -77,8 +80,11 @@ def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
     if is_adapter(model_dir):
         from peft import PeftModel
 
+        from finetune.model.safetensors_only import no_unpickling
+
         base = load_model(cfg.model, task.auto_class, **task.model_kwargs())
-        return PeftModel.from_pretrained(base, model_dir)
+        with no_unpickling(f"saved model '{model_dir}'"):
+            return PeftModel.from_pretrained(base, model_dir)
     saved = cfg.model.model_copy(
         update={"name_or_path": str(model_dir), "init": "pretrained", "gguf_file": None,
                 "config_overrides": {}, "revision": None}
@@ -122,11 +128,11 @@ def _load_from(source: Path, cfg: RunConfig):
     from finetune.model.load import load_tokenizer
     from finetune.tasks import get_task
 
-    if source.parent.name == rd.CHECKPOINTS_DIR and (problem := manifest.problem(source)):
-        raise RunDirError(f"checkpoint '{source}' is damaged: {problem}; choose another checkpoint")
+    saved_model_check.check(source)
     model_config = saved_config(source)  # read once: it picks the architecture and builds the model
     task = get_task(cfg, model_config)
     tokenizer = load_tokenizer(cfg.model.model_copy(update={"name_or_path": str(source), "gguf_file": None}))
+    _refuse_empty_vocabulary(tokenizer, source)
     task.prepare_tokenizer(tokenizer)
     model = load(cfg, task, source, model_config)
     if source.parent.name == rd.CHECKPOINTS_DIR:
@@ -135,3 +141,20 @@ def _load_from(source: Path, cfg: RunConfig):
         load_saved_average(model, source)
     model.eval()
     return task, tokenizer, model
+
+
+def verified_model_dir(run: Path, checkpoint: str | None = None) -> Path:
+    """The saved model a command reads (`rd.model_dir`), checked whole before anything uses it."""
+    source = rd.model_dir(run, checkpoint)
+    saved_model_check.check(source)
+    return source
+
+
+def _refuse_empty_vocabulary(tokenizer, source: Path) -> None:
+    """transformers builds a tokenizer of special tokens alone when its vocabulary file is gone;
+    every text would become [UNK] and every row score alike."""
+    special = set(tokenizer.all_special_tokens)
+    if not [token for token in tokenizer.get_vocab() if token not in special]:
+        raise RunDirError(f"saved model '{source}' is damaged: its tokenizer has no vocabulary (a file of "
+                          f"{', '.join(saved_model_check.VOCABULARY_FILES[:3])} is missing or empty); restore it "
+                          "from a copy, or use another checkpoint")

@@ -21,6 +21,7 @@ from pathlib import Path
 from finetune.storage import checkpoint as ck
 from finetune.storage import manifest
 from finetune.storage import run_dir as rd
+from finetune.model.safetensors_only import refuse_pickles
 from finetune.storage import saved_model
 from finetune.storage import state_files as sf
 from finetune.model.attn_kernel import AUTO
@@ -186,6 +187,7 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     acc = run.accelerator
+    refuse_pickles(checkpoint, f"--resume: checkpoint '{checkpoint}'")  # nothing below reads one; say so
     with _reading(checkpoint, rd.STATE_FILE):
         state = json.loads((checkpoint / rd.STATE_FILE).read_text(encoding="utf-8"))
     with _reading(checkpoint, rd.ADAPTER_WEIGHTS_FILE if run.cfg.lora.enabled else rd.MODEL_WEIGHTS_FILE):

@@ -16,7 +16,7 @@ from pathlib import Path
 from finetune.configuration.config import RunConfig
 from finetune.model.shared_names import is_hub_id, shared_name
 from finetune.storage import run_dir as rd
-from finetune.views.card_usage import MODEL_ID_LINE, usage
+from finetune.views.card_usage import MODEL_ID_LINE, Base, usage
 
 PIPELINE_TAGS = {
     "sentiment": "text-classification", "classification": "text-classification",
@@ -105,9 +105,15 @@ metrics in `{rd.METRICS_FILE}` (both in the run directory).
 
 {USAGE_HEADING}
 
-{usage(task.kind, lora, rd.MODEL_DIR, labels, prompt_around(task))}
+{usage(task.kind, _base(cfg, run) if lora else None, rd.MODEL_DIR, labels, prompt_around(task))}
 """
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def _base(cfg: RunConfig, run: Path) -> Base:
+    """The adapter's base model as the card's code loads it: the name the config gave (a local
+    path made relative to the run directory, credentials masked)."""
+    return Base(_mask(shared_name(cfg.model.name_or_path, run)), cfg.model.gguf_file, cfg.model.revision)
 
 
 def _provenance(cfg: RunConfig, data, run: Path) -> str:
@@ -190,7 +196,7 @@ into the base model's, so this directory loads with transformers alone, without 
 
 {USAGE_HEADING}
 
-{usage(task.kind, False, ref, labels, prompt_around(task))}
+{usage(task.kind, None, ref, labels, prompt_around(task))}
 """
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 

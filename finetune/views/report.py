@@ -22,8 +22,12 @@ SHOWN_ROWS = 10  # rows of the errors and generations tables
 
 
 def write_report(run: Path, cfg) -> Path:
+    from finetune.storage.saved_model import verified_model_dir
+
     target = run / rd.REPORT_FILE
     _check_ours(target)
+    if (run / rd.MODEL_DIR).is_dir():  # a damaged model stops the report (its attention part reads it)
+        verified_model_dir(run)
     page = Template((Path(__file__).parents[1] / "resources" / "report" / "report.html").read_text(encoding="utf-8"))
     text = page.substitute(_sections(run, cfg))
     write_text_atomic(target, text)

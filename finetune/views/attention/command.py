@@ -13,11 +13,11 @@ from finetune.views.attention.heatmaps import head_grid, single_head
 
 def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None,
                   target: str | None = None) -> list[Path]:
-    from finetune.storage.saved_model import load_run_model, saved_config
+    from finetune.storage.saved_model import load_run_model, saved_config, verified_model_dir
     from finetune.views.attention.one_text import text_attention
 
     # Check the options against the saved config before the (slow) model load.
-    saved = saved_config(rd.model_dir(run))
+    saved = saved_config(verified_model_dir(run))
     _pick(layer, saved.num_hidden_layers, "--layer", default=0)
     _pick(head, saved.num_attention_heads, "--head", default=0)
     task, tokenizer, model = load_run_model(run, cfg)
