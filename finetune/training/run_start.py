@@ -70,18 +70,15 @@ def continue_from(run, start: Start) -> Position:
     return pos
 
 
-def resume_hint(out: Path, lr: float, diverged: bool = False) -> str:
-    """The command that continues the run, as it works when pasted. After a divergence it
-    resumes the last (finite: every save checks) checkpoint at a tenth of the learning rate."""
+def resume_hint(out: Path) -> str:
+    """The command that continues the run, as it works when pasted (after a divergence,
+    divergence.advice says which checkpoint is still good)."""
     import shlex
 
     found = ck.checkpoints(out)
     if not found:
         return "No checkpoint was saved (set training.save_every to write them)."
     command = f"finetune train --config {shlex.quote(str(out / rd.CONFIG_FILE))} --resume"
-    if diverged:
-        return (f"Last good checkpoint: {found[-1][1]}; continue with a lower learning rate: "
-                f"{command} training.lr={lr / 10:g}")
     return f"Last checkpoint: {found[-1][1]}; continue with: {command}"
 
 
