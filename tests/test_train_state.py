@@ -189,9 +189,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_bert, 
     assert match, result.stderr
     bad_step = int(match.group(1))
     saved = [p.name for p in (run / "checkpoints").iterdir()]
-    assert saved == [f"step-{bad_step - 1:06d}"]  # the last good one, nothing after it
+    assert saved == [f"step-{bad_step - 1:06d}"]  # the last one saved, nothing after it
     last_line = result.stderr.strip().splitlines()[-1]  # after the progress bar
-    assert last_line.startswith("stopped: ") and saved[0] in last_line and "--resume" in last_line
+    # Its weights gave the NaN loss: the advice does not call it good (trust round 2, item 10).
+    assert last_line.startswith("stopped: ") and f"{saved[0]} holds weights that already diverged" in last_line
+    assert "Last good checkpoint" not in last_line and "start again with a lower learning rate" in last_line
 
 
 def test_on_nan_skip_drops_bad_batches_and_finishes(tmp_path, tiny_bert, sentiment_files):
