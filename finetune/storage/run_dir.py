@@ -4,6 +4,7 @@ Every name finetune gives a file or folder of a run is spelled here, temporary o
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import uuid
@@ -129,7 +130,9 @@ def run_id(path: Path) -> str | None:
 
 
 def is_marked(path: Path) -> bool:
-    return (path / MARKER_FILE).is_file()
+    """A marker finetune wrote: a file, not a symlink to one (that proves nothing about the folder)."""
+    marker = path / MARKER_FILE
+    return marker.is_file() and not marker.is_symlink()
 
 
 def is_legacy_run(path: Path) -> bool:
@@ -221,12 +224,48 @@ def clear(path: Path) -> None:
     """Empty a marked run directory for --overwrite. The directory and its lock file stay, so the
     lock this process holds stays valid; symlinks are removed, never followed."""
     for entry in path.iterdir():
-        if entry.name == LOCK_FILE:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+        if entry.name != LOCK_FILE:
+            remove(entry)
+
+
+def remove(path: Path, missing_ok: bool = True) -> None:
+    """Delete what stands at `path` in a run directory: a directory with all in it, a file, or a
+    symlink, which goes as a link: what it points to (a user's folder, say) is never followed,
+    emptied or deleted. (shutil.rmtree refuses a link at the top and unlinks those inside.)"""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    elif not missing_ok:
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+
+def unlinked(path: Path) -> Path:
+    """`path`, a symlink that stood there removed (the link only): a file finetune then writes in
+    place (savefig, write_text) lands in the run, never in what the link pointed to. Anything
+    else (a BytesIO a figure is drawn into) is returned as it is."""
+    if isinstance(path, (str, os.PathLike)) and Path(path).is_symlink():
+        Path(path).unlink()
+    return path
+
+
+def own_dir(path: Path) -> Path:
+    """A folder of the run that finetune writes files into (plots/, attention/): made if missing;
+    a symlink there is replaced by a folder of the run's own."""
+    unlinked(path).mkdir(exist_ok=True)
+    return path
+
+
+def replace_link(path: Path) -> None:
+    """Before writing into the file at `path` in place (appending, truncating): a symlink there
+    becomes a file of its own holding what the link showed, so the write never reaches the link's
+    target (a user's file)."""
+    path = Path(path)
+    if path.is_symlink():
+        content = path.read_bytes() if path.is_file() else b""
+        path.unlink()
+        path.write_bytes(content)
 
 
 def require_run(path: Path) -> Path:

@@ -45,6 +45,12 @@ def claim_or_find(cfg: RunConfig, out: Path, lock: RunLock, *, overwrite: bool, 
             f"config trains into '{out}'; resume with that run's config "
             f"({found / rd.CONFIG_FILE}), or set training.output_dir={found}"
         )
+    if (found / rd.CHECKPOINTS_DIR).is_symlink():  # saving and pruning would write through it
+        raise RunDirError(
+            f"--resume: '{found / rd.CHECKPOINTS_DIR}' is a symbolic link; finetune saves and prunes "
+            "checkpoints only in a folder of the run, never through a link: put the folder it points "
+            "to in its place (mv), then resume"
+        )
     cfg.training.output_dir = str(found)
     data_sha256 = train_state.data_sha256(cfg)
     lr_scale = train_state.check_compatible(cfg, checkpoint, data_sha256)

@@ -248,6 +248,7 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     pos = Position(**{k: v for k, v in state.items() if k in Position.__dataclass_fields__})
     metrics = run.out / rd.METRICS_FILE
     if acc.is_main_process and metrics.is_file():
+        rd.replace_link(metrics)  # a symlink's target is never cut back or appended to
         # Lines written after the checkpoint (by the interrupted run) are written again.
         os.truncate(metrics, min(pos.metrics_bytes, _size(metrics)))
     return pos
