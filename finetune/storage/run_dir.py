@@ -147,6 +147,7 @@ def check_writable(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path
     `inputs`: (what, path) of the files this run reads (config, data), which must survive."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"training.output_dir '{path}': is a file, not a directory; choose another path")
+    _refuse_inside_a_run(path, "training.output_dir")
     entries = _contents(path)
     if not entries:
         return
@@ -176,6 +177,46 @@ def check_writable(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path
             f"training.output_dir '{path}': already holds a run; pass --overwrite to replace it, "
             "--resume to continue it, or set training.output_dir to a new directory"
         )
+    if inner := _run_below(path):
+        raise RunDirError(
+            f"training.output_dir '{path}' holds another run, '{inner}', which --overwrite would "
+            "delete; move that run out of it first, or set training.output_dir to a new directory"
+        )
+
+
+def enclosing_run(path: Path) -> Path | None:
+    """The run directory `path` lies inside (not `path` itself): a marked folder among its
+    parents, as written or with symlinks resolved. A run there would be emptied by that run's
+    --overwrite, or replaced or pruned with its model/, best/ or checkpoints/."""
+    path = Path(path).expanduser()
+    for candidate in (path.absolute(), path.resolve()):
+        for parent in candidate.parents:
+            if is_marked(parent):
+                return parent
+    return None
+
+
+def _refuse_inside_a_run(path: Path, what: str) -> None:
+    if outer := enclosing_run(path):
+        raise RunDirError(
+            f"{what} '{path}' is inside the run directory '{outer}', which would delete it with "
+            "its own files (--overwrite, checkpoint pruning); choose a directory outside any run"
+        )
+
+
+def _run_below(path: Path) -> Path | None:
+    """A marked folder somewhere below `path` (symlinks are not followed: clear() removes them
+    as links, never what they point to)."""
+    for root, _, _ in os.walk(path):
+        if Path(root) != Path(path) and is_marked(Path(root)):
+            return Path(root)
+    return None
+
+
+def holds_training(path: Path) -> bool:
+    """`finetune train` wrote here (the results folder of `eval --model` holds none of these)."""
+    return any((path / name).exists() or (path / name).is_symlink()
+               for name in (METRICS_FILE, MODEL_DIR, BEST_DIR, CHECKPOINTS_DIR, STATE_FILE))
 
 
 def _contents(path: Path) -> list[str]:
@@ -208,12 +249,16 @@ def claim_results_dir(path: Path, lock) -> None:
     one finetune made; locked, and marked as ours."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--output '{path}': is a file, not a directory; choose another path")
+    _refuse_inside_a_run(path, "--output")
     entries = _contents(path)
     if entries and not is_marked(path):
         raise RunDirError(
             f"--output '{path}' is not empty and was not created by finetune (it holds "
             f"{', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}); choose an empty or new directory"
         )
+    if entries and holds_training(path):  # its config.yaml would be replaced by this one's
+        raise RunDirError(f"--output '{path}' holds a training run, which results of --model must not "
+                          "change; choose an empty or new directory")
     path.mkdir(parents=True, exist_ok=True)
     lock.acquire(path)
     if not is_marked(path):
