@@ -222,6 +222,8 @@ def test_symlinks_in_a_run_go_as_links_and_every_later_command_works(tmp_path, t
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         path.symlink_to(mine / name if "." in name else mine)
     (run / ".old-model").symlink_to(mine)  # as a kill between publishing's two renames leaves it
+    (run / ".finetune-lock").unlink()
+    (run / ".finetune-lock").symlink_to(mine / "keep.txt")  # no PID is written into the user's file
     before = _snapshot(mine)
 
     for steps in (3, 4):  # the second resume finds what the first one left
