@@ -166,6 +166,48 @@ def data_inside_marked_run(tmp, cfg, model):
     return args
 
 
+def a_run_at(folder: Path, cfg: dict, inner: str | None = None) -> Path:
+    """A marked run with the folders training writes (and, `inner`, another run below it)."""
+    from finetune.storage.run_dir import write_marker
+
+    (folder / "checkpoints" / "step-000001").mkdir(parents=True)
+    (folder / "model").mkdir()
+    (folder / "model" / "model.safetensors").write_text("weights")
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (folder / "metrics.jsonl").write_text('{"type": "train", "step": 1}\n')
+    write_marker(folder)
+    if inner:
+        a_run_at(folder / inner, cfg)
+    return folder
+
+
+def inside_a_run(sub, extra_args=(), through_link=False):
+    """output_dir lies inside an existing run: in its checkpoints/, its model/, a new subfolder;
+    `through_link`: reached by a symlink to the run from outside it."""
+    def make(tmp, cfg, model):
+        outer = a_run_at(tmp / "outer", cfg)
+        if through_link:
+            (tmp / "link").symlink_to(outer)
+            outer = tmp / "link"
+        cfg["training"]["output_dir"] = str(outer / sub)
+        return ["train", *extra_args]
+    return make
+
+
+def overwrite_run_holding_a_run(tmp, cfg, model):
+    a_run_at(Path(cfg["training"]["output_dir"]), cfg, inner="old/earlier-run")
+    return ["train", "--overwrite"]
+
+
+def eval_model_output(where):
+    """`eval --model` (a non-destructive command) with --output a training run, or inside one."""
+    def make(tmp, cfg, model):
+        run = a_run_at(tmp / "outer", cfg)
+        return ["cli", "eval", "--model", str(model), "--config", str(tmp / "run.yaml"),
+                "--output", str(run / where)]
+    return make
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def checkpointed_run(model: Path, files: dict) -> Path:
     """A short run with checkpoints at steps 1 and 2, trained once per session (beside the tiny
@@ -559,6 +601,14 @@ CASES = [
     ("legacy-run-without-overwrite", existing_run(marked=False), "already holds a run written by an older finetune"),
     ("overwrite-legacy-run", existing_run(["--overwrite"], marked=False), "delete it yourself"),
     ("resume-into-user-folder", user_folder("thesis.txt", extra_args=("--resume",)), "not a run directory"),
+    # no run inside another run (trust round 2, item 5): its pruning or --overwrite would delete it
+    ("output-dir-in-a-runs-checkpoints", inside_a_run("checkpoints/new"), "is inside the run directory"),
+    ("output-dir-is-a-runs-model", inside_a_run("model", ["--overwrite"]), "is inside the run directory"),
+    ("output-dir-new-folder-in-a-run", inside_a_run("mine"), "is inside the run directory"),
+    ("output-dir-in-a-run-through-a-link", inside_a_run("checkpoints/x", through_link=True), "is inside the run directory"),
+    ("overwrite-run-holding-another-run", overwrite_run_holding_a_run, "old/earlier-run', which --overwrite would delete"),
+    ("eval-model-output-is-a-training-run", eval_model_output(""), "holds a training run"),
+    ("eval-model-output-inside-a-run", eval_model_output("zero-shot"), "is inside the run directory"),
     # checkpoints: no pickle, verified, resumed only with what they were trained on (issue 10, 3-5)
     ("resume-old-format-checkpoint", checkpointed(each_checkpoint(old_format)), "older finetune"),
     ("resume-pickle-as-rng", checkpointed(each_checkpoint(pickle_as("rng_0.safetensors"))), "rng_0.safetensors"),

@@ -227,3 +227,50 @@ def test_atomic_dir_leaves_creating_and_publishing_to_its_owner(tmp_path):
         with atomic_dir(target, owner=False):
             raise OSError("disk gone")
     assert not tmp.exists() and not target.exists()
+
+
+def _users_folder(path):
+    """A user's folder outside the run, holding names finetune writes too."""
+    path.mkdir()
+    for name in ("keep.txt", "manifest.json", "model.safetensors", "README.md"):
+        (path / name).write_text(f"the user's {name}")
+    return path
+
+
+def _tree(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_symlink_where_finetune_replaces_or_deletes_goes_as_a_link(tmp_path):
+    """atomic_dir's replace, its leftovers' cleanup, pruning, dropping newer checkpoints and moving
+    damaged ones aside: a symlink at any of those names is removed as a link, never followed."""
+    from finetune.storage import checkpoint as ck
+
+    mine = _users_folder(tmp_path / "mine")
+    before = _tree(mine)
+    run = tmp_path / "run"
+    steps = run / "checkpoints"
+    steps.mkdir(parents=True)
+
+    for name in ("model", ".tmp-best"):
+        (run / name).symlink_to(mine)
+    for target in ("model", "best"):  # the link at the target; the link at its temporary name
+        with ck.atomic_dir(run / target) as tmp:
+            (tmp / "weights").write_text("new")
+        assert not (run / target).is_symlink() and (run / target / "weights").read_text() == "new"
+    assert not (run / ".tmp-best").is_symlink() and not (run / ".old-model").exists()
+
+    for leftover in (run / ".tmp-model", run / ".old-best", steps / ".tmp-step-000009", steps / ".old-step-000008"):
+        leftover.symlink_to(mine)
+    ck.remove_partial(run, ("model", "best"))
+    assert not [p for p in run.rglob("*") if p.is_symlink()]
+
+    for step in (1, 2, 3, 4):  # checkpoints that are links to a folder holding a manifest
+        (steps / f"step-00000{step}").symlink_to(mine)
+    (steps / "step-000003.damaged").symlink_to(mine)  # an older damaged copy of step 3
+    ck.prune(run, keep=2, protect_step=None)
+    assert sorted(p.name for p in steps.iterdir()) == ["step-000003", "step-000003.damaged", "step-000004"]
+    assert ck.drop_newer(run, 3) == ["step-000004"]
+    ck.move_aside([(steps / "step-000003", "damaged")], steps / "step-000002")
+    assert [p.name for p in steps.iterdir()] == ["step-000003.damaged"]  # the link, renamed
+    assert _tree(mine) == before

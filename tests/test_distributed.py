@@ -249,3 +249,28 @@ def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tmp_pat
     assert stopped_at == max(r["step"] for r in _metrics(run))  # the step under way, finished by both
     assert {"rng_0.safetensors", "rng_1.safetensors"} <= set(json.loads((saved[0] / "manifest.json").read_text())["files"])
     assert stderr.count(f"stopped: stopped by SIGTERM after step {stopped_at}") == 2, stderr[-3000:]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resuming_on_another_number_of_processes_is_refused(tmp_path, tiny_bert, sentiment_files):
+    """Saved on 2 processes (global batch 16, each process reading every other batch), resumed on
+    1: it would go on at the wrong place in the data with half the batch. One line instead,
+    naming both counts; the run is left as it was. The count is in train_state.json."""
+    run = tmp_path / "run"
+    cfg = _resumable_config(tmp_path / "run.yaml", tiny_bert, sentiment_files, run, max_steps=2,
+                            save_every=1, eval_each_epoch="false")
+    two = _torchrun(2, "train", "--config", str(cfg))
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert json.loads((run / "checkpoints" / "step-000002" / "train_state.json").read_text())["processes"] == 2
+    before = _tree(run)
+    one = run_cli("train", "--config", str(cfg), "--resume", "training.max_steps=4",
+                  env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 2, one.stderr
+    lines = one.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in one.stderr, one.stderr
+    assert "saved by a run on 2 process(es) and this one has 1" in lines[0]
+    assert "resume with 2 process(es)" in lines[0]
+    assert _tree(run) == before

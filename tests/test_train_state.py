@@ -189,9 +189,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_bert, 
     assert match, result.stderr
     bad_step = int(match.group(1))
     saved = [p.name for p in (run / "checkpoints").iterdir()]
-    assert saved == [f"step-{bad_step - 1:06d}"]  # the last good one, nothing after it
+    assert saved == [f"step-{bad_step - 1:06d}"]  # the last one saved, nothing after it
     last_line = result.stderr.strip().splitlines()[-1]  # after the progress bar
-    assert last_line.startswith("stopped: ") and saved[0] in last_line and "--resume" in last_line
+    # Its weights gave the NaN loss: the advice does not call it good (trust round 2, item 10).
+    assert last_line.startswith("stopped: ") and f"{saved[0]} holds weights that already diverged" in last_line
+    assert "Last good checkpoint" not in last_line and "start again with a lower learning rate" in last_line
 
 
 def test_on_nan_skip_drops_bad_batches_and_finishes(tmp_path, tiny_bert, sentiment_files):
@@ -223,3 +225,35 @@ def test_a_checkpoint_from_before_a_new_key_resumes_at_its_default(tmp_path):
     raw["training"] = {"label_smoothing": 0.1}
     with pytest.raises(ConfigError, match="training.label_smoothing"):
         check_compatible(RunConfig.model_validate(raw), tmp_path, {})
+
+
+@pytest.mark.parametrize("header, recorded, world, refused", [
+    ("# 2 process(es) x batch_size 16 x gradient_accumulation_steps 1 = global batch 32\n", None, "1", True),
+    ("# 2 process(es) x batch_size 16 x gradient_accumulation_steps 1 = global batch 32\n", None, "2", False),
+    ("", None, "2", False),  # older still: the count is unknown, so the resume is allowed
+    ("# 1 process(es) x batch_size 16 x gradient_accumulation_steps 1 = global batch 16\n", 2, "2", False),
+    ("", 1, "2", True),
+])
+def test_a_checkpoint_resumes_only_on_the_process_count_it_was_saved_on(
+        tmp_path, monkeypatch, header, recorded, world, refused):
+    """train_state.json records the count; a checkpoint written before it did falls back on the
+    run's config.yaml header (`# N process(es) x ...`), and without one the count is unknown."""
+    import yaml
+
+    from finetune.configuration.config import RunConfig
+    from finetune.errors import ConfigError
+    from finetune.training.train_state import check_compatible
+
+    raw = {"task": "sentiment", "model": {"name_or_path": "m"}, "data": {"files": {"train": "t.jsonl"}}}
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000001"
+    checkpoint.mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text(header + yaml.safe_dump(raw))
+    (checkpoint / "config.yaml").write_text(yaml.safe_dump(RunConfig.model_validate(raw).model_dump(mode="json")))
+    state = {"step": 1, "steps_per_epoch": 1, "data_sha256": {}}
+    (checkpoint / "train_state.json").write_text(json.dumps(state if recorded is None else {**state, "processes": recorded}))
+    monkeypatch.setenv("WORLD_SIZE", world)
+    if refused:
+        with pytest.raises(ConfigError, match=f"on {recorded or 2} process\\(es\\) and this one has {world}"):
+            check_compatible(RunConfig.model_validate(raw), checkpoint, {})
+    else:
+        check_compatible(RunConfig.model_validate(raw), checkpoint, {})

@@ -83,7 +83,7 @@ def evaluate_model(cfg: RunConfig, split: str, out: Path) -> dict:
         weights = f"{cfg.model.name_or_path} ({'untrained' if cfg.model.init == 'scratch' else 'as released'})"
         metrics, records = score_split(cfg, task, tokenizer, model, split, accelerator, weights)
         if accelerator.is_main_process:
-            (out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+            rd.unlinked(out / rd.CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
             write_results(out, split, metrics, records)
             task.write_figures(out, split, records)
     return metrics

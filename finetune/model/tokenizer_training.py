@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -63,9 +62,12 @@ def cached_tokenizer(texts_of, *, fingerprint: str, settings: dict, cache: Path,
     entry = cache / "tokenizers" / hashlib.sha256(material.encode()).hexdigest()[:16]
     if not (entry / "tokenizer.json").is_file():
         tokenizer = train_tokenizer(texts_of(), append_eos=append_eos, **settings)
+        from finetune.storage.run_dir import remove
+
         tmp = entry.with_name(entry.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary name, left by a crash
+        remove(tmp)  # our own temporary name, left by a crash (a symlink there: only the link)
         tokenizer.save_pretrained(tmp)
+        remove(entry)  # an entry without its tokenizer.json is a broken one (or a link: only the link)
         tmp.rename(entry)  # whole or absent: a crash mid-write leaves no half entry
     return AutoTokenizer.from_pretrained(entry)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -46,14 +45,14 @@ def atomic_dir(target: Path, owner: bool = True):
 def _begin(target: Path) -> Path:
     tmp = rd.temporary(target)
     with _write_errors_are_clear(target):
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        rd.remove(tmp)  # a crash's leftover (a symlink there goes as a link)
         tmp.mkdir(parents=True)
     return tmp
 
 
 def _abandon(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        rd.remove(tmp)
 
 
 def _publish(tmp: Path, target: Path) -> None:
@@ -67,13 +66,11 @@ def _publish(tmp: Path, target: Path) -> None:
         _abandon(tmp)
         raise
     old = rd.previous(target)
-    if target.exists():
-        if old.exists():
-            shutil.rmtree(old)
+    if target.exists() or target.is_symlink():  # a symlink is moved and removed as a link
+        rd.remove(old)
         os.replace(target, old)
     os.replace(tmp, target)
-    if old.exists():
-        shutil.rmtree(old)
+    rd.remove(old)
 
 
 @contextlib.contextmanager
@@ -118,16 +115,22 @@ def remove_partial(run: Path, saved_dirs: tuple[str, ...] = ()) -> None:
     complete copy) in checkpoints/, and `.tmp-NAME` of the run's own `saved_dirs` (final, best),
     whose `.old-NAME` goes back in place if a kill came between publish()'s two renames."""
     root = Path(run) / rd.CHECKPOINTS_DIR
-    if root.is_dir():
+    if root.is_dir() and not root.is_symlink():
         for path in root.iterdir():
             if path.name.startswith((rd.TMP_PREFIX, rd.OLD_PREFIX)):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_quietly(path)
     for name in saved_dirs:
         target = Path(run) / name
-        shutil.rmtree(rd.temporary(target), ignore_errors=True)
+        _remove_quietly(rd.temporary(target))
         old = rd.previous(target)
-        if old.is_dir():
-            shutil.rmtree(old) if target.exists() else os.replace(old, target)
+        if old.is_dir() or old.is_symlink():
+            rd.remove(old) if target.exists() or target.is_symlink() else os.replace(old, target)
+
+
+def _remove_quietly(path: Path) -> None:
+    """Tidying up: what cannot be removed now is tried again next time."""
+    with contextlib.suppress(OSError):
+        rd.remove(path)
 
 
 def find_resume_point(arg: str, run: Path) -> tuple[Path, Path, list[tuple[Path, str]]]:
@@ -195,8 +198,7 @@ def move_aside(damaged: list[tuple[Path, str]], resumed: Path) -> list[str]:
     lines = []
     for path, problem in damaged:
         target = path.with_name(path.name + rd.DAMAGED_SUFFIX)
-        if target.exists():
-            shutil.rmtree(target)  # an older damaged copy of the same step, also ours
+        rd.remove(target)  # an older damaged copy of the same step, also ours (a link: only the link)
         os.replace(path, target)
         lines.append(f"warning: checkpoint {path.name} is damaged ({problem}); moved it to "
                      f"{target.name} and resuming from {resumed.name}")
@@ -208,7 +210,7 @@ def prune(run: Path, keep: int, protect_step: int | None) -> None:
     found = checkpoints(run)
     for step, path in found[:-keep]:
         if step != protect_step:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_quietly(path)
 
 
 def drop_newer(run: Path, step: int) -> list[str]:
@@ -216,6 +218,6 @@ def drop_newer(run: Path, step: int) -> list[str]:
     dropped = []
     for other, path in checkpoints(run):
         if other > step:
-            shutil.rmtree(path)
+            rd.remove(path)
             dropped.append(path.name)
     return dropped

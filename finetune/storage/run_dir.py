@@ -4,6 +4,7 @@ Every name finetune gives a file or folder of a run is spelled here, temporary o
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import uuid
@@ -129,7 +130,9 @@ def run_id(path: Path) -> str | None:
 
 
 def is_marked(path: Path) -> bool:
-    return (path / MARKER_FILE).is_file()
+    """A marker finetune wrote: a file, not a symlink to one (that proves nothing about the folder)."""
+    marker = path / MARKER_FILE
+    return marker.is_file() and not marker.is_symlink()
 
 
 def is_legacy_run(path: Path) -> bool:
@@ -144,6 +147,7 @@ def check_writable(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path
     `inputs`: (what, path) of the files this run reads (config, data), which must survive."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"training.output_dir '{path}': is a file, not a directory; choose another path")
+    _refuse_inside_a_run(path, "training.output_dir")
     entries = _contents(path)
     if not entries:
         return
@@ -173,6 +177,46 @@ def check_writable(path: Path, overwrite: bool, inputs: Sequence[tuple[str, Path
             f"training.output_dir '{path}': already holds a run; pass --overwrite to replace it, "
             "--resume to continue it, or set training.output_dir to a new directory"
         )
+    if inner := _run_below(path):
+        raise RunDirError(
+            f"training.output_dir '{path}' holds another run, '{inner}', which --overwrite would "
+            "delete; move that run out of it first, or set training.output_dir to a new directory"
+        )
+
+
+def enclosing_run(path: Path) -> Path | None:
+    """The run directory `path` lies inside (not `path` itself): a marked folder among its
+    parents, as written or with symlinks resolved. A run there would be emptied by that run's
+    --overwrite, or replaced or pruned with its model/, best/ or checkpoints/."""
+    path = Path(path).expanduser()
+    for candidate in (path.absolute(), path.resolve()):
+        for parent in candidate.parents:
+            if is_marked(parent):
+                return parent
+    return None
+
+
+def _refuse_inside_a_run(path: Path, what: str) -> None:
+    if outer := enclosing_run(path):
+        raise RunDirError(
+            f"{what} '{path}' is inside the run directory '{outer}', which would delete it with "
+            "its own files (--overwrite, checkpoint pruning); choose a directory outside any run"
+        )
+
+
+def _run_below(path: Path) -> Path | None:
+    """A marked folder somewhere below `path` (symlinks are not followed: clear() removes them
+    as links, never what they point to)."""
+    for root, _, _ in os.walk(path):
+        if Path(root) != Path(path) and is_marked(Path(root)):
+            return Path(root)
+    return None
+
+
+def holds_training(path: Path) -> bool:
+    """`finetune train` wrote here (the results folder of `eval --model` holds none of these)."""
+    return any((path / name).exists() or (path / name).is_symlink()
+               for name in (METRICS_FILE, MODEL_DIR, BEST_DIR, CHECKPOINTS_DIR, STATE_FILE))
 
 
 def _contents(path: Path) -> list[str]:
@@ -205,12 +249,16 @@ def claim_results_dir(path: Path, lock) -> None:
     one finetune made; locked, and marked as ours."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--output '{path}': is a file, not a directory; choose another path")
+    _refuse_inside_a_run(path, "--output")
     entries = _contents(path)
     if entries and not is_marked(path):
         raise RunDirError(
             f"--output '{path}' is not empty and was not created by finetune (it holds "
             f"{', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}); choose an empty or new directory"
         )
+    if entries and holds_training(path):  # its config.yaml would be replaced by this one's
+        raise RunDirError(f"--output '{path}' holds a training run, which results of --model must not "
+                          "change; choose an empty or new directory")
     path.mkdir(parents=True, exist_ok=True)
     lock.acquire(path)
     if not is_marked(path):
@@ -221,12 +269,48 @@ def clear(path: Path) -> None:
     """Empty a marked run directory for --overwrite. The directory and its lock file stay, so the
     lock this process holds stays valid; symlinks are removed, never followed."""
     for entry in path.iterdir():
-        if entry.name == LOCK_FILE:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+        if entry.name != LOCK_FILE:
+            remove(entry)
+
+
+def remove(path: Path, missing_ok: bool = True) -> None:
+    """Delete what stands at `path` in a run directory: a directory with all in it, a file, or a
+    symlink, which goes as a link: what it points to (a user's folder, say) is never followed,
+    emptied or deleted. (shutil.rmtree refuses a link at the top and unlinks those inside.)"""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    elif not missing_ok:
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+
+def unlinked(path: Path) -> Path:
+    """`path`, a symlink that stood there removed (the link only): a file finetune then writes in
+    place (savefig, write_text) lands in the run, never in what the link pointed to. Anything
+    else (a BytesIO a figure is drawn into) is returned as it is."""
+    if isinstance(path, (str, os.PathLike)) and Path(path).is_symlink():
+        Path(path).unlink()
+    return path
+
+
+def own_dir(path: Path) -> Path:
+    """A folder of the run that finetune writes files into (plots/, attention/): made if missing;
+    a symlink there is replaced by a folder of the run's own."""
+    unlinked(path).mkdir(exist_ok=True)
+    return path
+
+
+def replace_link(path: Path) -> None:
+    """Before writing into the file at `path` in place (appending, truncating): a symlink there
+    becomes a file of its own holding what the link showed, so the write never reaches the link's
+    target (a user's file)."""
+    path = Path(path)
+    if path.is_symlink():
+        content = path.read_bytes() if path.is_file() else b""
+        path.unlink()
+        path.write_bytes(content)
 
 
 def require_run(path: Path) -> Path:

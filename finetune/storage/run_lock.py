@@ -40,6 +40,8 @@ class RunLock:
             return
         path = Path(run) / LOCK_FILE
         with write_errors_are_clear(path):  # read-only, no permission, ...: one line naming it
+            if path.is_symlink():  # never lock (or write a PID into) what a link points to
+                path.unlink()
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.storage import checkpoint as ck
+from finetune.storage.atomic_write import write_text_atomic
 from finetune.storage import run_dir as rd
 from finetune.configuration.config import RunConfig
 from finetune.errors import ConfigError
@@ -236,7 +237,7 @@ def write_config(cfg: RunConfig, out: Path, processes: int) -> None:
     t = cfg.training
     head = (f"# {processes} process(es) x batch_size {t.batch_size} x gradient_accumulation_steps "
             f"{t.gradient_accumulation_steps} = global batch {t.batch_size * t.gradient_accumulation_steps * processes}\n")
-    (out / rd.CONFIG_FILE).write_text(head + cfg.to_yaml(), encoding="utf-8")
+    write_text_atomic(out / rd.CONFIG_FILE, head + cfg.to_yaml())  # replaces a symlink, not its target
 
 
 def _train_loader(cfg: RunConfig, task, tokenizer, ds, model_config):

@@ -13,9 +13,16 @@ huge lr), and the loss that shows it comes one step later, after a save may have
 So every save first checks the trainable parameters (`require_finite_weights`). We chose this
 over "a checkpoint is good only after a finite evaluation": it needs no evaluation per save,
 and one pass over the parameters costs little next to writing them.
+
+Finite weights are not enough either: an update can make them huge yet finite, and only the
+next loss shows it. So the checkpoint the advice names is one whose weights were followed by a
+finite loss: checkpoint step-N holds the weights step N+1's loss is computed with, and after
+a first bad loss at step B only checkpoints before step B-1 are known good (`advice`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from finetune.errors import TrainingStopped
 
@@ -23,6 +30,11 @@ from finetune.errors import TrainingStopped
 # `skip` stops once this many micro-batches in a row were skipped (or a whole log window's
 # worth, if more): rare bad batches are dropped, a diverged run is not trained on for ever.
 SKIP_FLOOR = 8
+
+# The learning rate the advice suggests is a tenth of the run's, and at most this: past it these
+# optimizers rarely train a transformer (AdamW moves each weight by about lr per step; Adafactor
+# by lr times the weight's size), so a tenth of an absurd lr (1e6) would diverge again.
+LR_CEILING = {"adamw": 1e-3, "adafactor": 1e-2}
 
 
 class DivergenceGuard:
@@ -34,6 +46,8 @@ class DivergenceGuard:
         self.eager = device.type == "cpu" or self.skip
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
         self.hint = last_checkpoint_hint  # callable: text naming the checkpoint to resume from
+        self.bad_step: int | None = None  # the first step whose loss was bad, set before hint() runs
+        self.bad_since: int | None = None  # `skip`: the step of the first bad batch in a row
         self.skipped = 0  # since the last metrics line
         self.skip_limit = max(skip_limit, SKIP_FLOOR)
         self.skipped_in_a_row = 0
@@ -63,14 +77,16 @@ class DivergenceGuard:
             self._stop_skipping(f"all {self.seen} batches had a NaN or infinite loss, nothing was trained")
 
     def _stop_skipping(self, what: str) -> None:
-        raise TrainingStopped(
-            f"training.on_nan=skip: {what}; stopped without saving. {self.hint()}; or use bf16 "
-            "instead of fp16, or check the data for broken rows"
-        )
+        self.bad_step = self.bad_since
+        raise TrainingStopped(f"training.on_nan=skip: {what}; stopped without saving. {self.hint()}")
 
     def observe(self, loss, step: int) -> None:
         """Record the step of the first non-finite loss, without a host sync."""
-        if self.skip:
+        if self.skip:  # finite() has judged this batch: note where a run of bad ones began
+            if not self.skipped_in_a_row:
+                self.bad_since = None
+            elif self.bad_since is None:
+                self.bad_since = step
             return
         torch = self.torch
         bad = ~torch.isfinite(loss.detach())
@@ -81,10 +97,10 @@ class DivergenceGuard:
     def check(self) -> None:
         step = int(self.first_bad.item())
         if step >= 0:
+            self.bad_step = step
             raise TrainingStopped(
                 f"the training loss became NaN or infinite at step {step}; stopped without "
-                f"saving the diverged weights. {self.hint()}; or use bf16 instead of fp16, or set "
-                "training.on_nan=skip to drop such batches"
+                f"saving the diverged weights. {self.hint()}"
             )
 
 
@@ -102,10 +118,46 @@ def require_finite_weights(model, target, hint: str, any_process=None) -> None:
     name = next((name for name, p in params if not torch.isfinite(p).all()), "on another process")
     raise TrainingStopped(
         f"the weights became NaN or infinite (first: {name}) though the loss was finite; stopped "
-        f"without saving them to '{target}'. {hint}; or set training.max_grad_norm"
+        f"without saving them to '{target}'. {hint}"
     )
 
 
 def any_process(acc):
     """Under DDP every process must take the same branch: the maximum of a 0/1 flag over them."""
     return lambda flag: acc.reduce(flag, "max") if acc.num_processes > 1 else flag
+
+
+def advice(out: Path, t, bad_step: int | None, loss: bool = True) -> str:
+    """What to do after a divergence, as a command that works when pasted, naming only settings
+    this run has (`t`: its training section). `bad_step`: the first step whose loss was, or would
+    be, NaN (None: unknown); `loss`: a loss went bad (False: the weights did, at a save)."""
+    import shlex
+
+    from finetune.storage import checkpoint as ck
+    from finetune.storage import run_dir as rd
+
+    found = ck.checkpoints(out)
+    good = [(step, path) for step, path in found if bad_step is None or step < bad_step - 1]
+    lr = min(t.lr / 10, LR_CEILING.get(t.optimizer, t.lr / 10))
+    config = shlex.quote(str(out / rd.CONFIG_FILE))
+    if good:
+        path = good[-1][1]
+        text = (f"Last good checkpoint: {path}; continue with a lower learning rate: finetune train "
+                f"--config {config} --resume {shlex.quote(str(path))} training.lr={lr:g}")
+    else:
+        why = (f"{found[-1][1].name} holds weights that already diverged" if found
+               else "no checkpoint was saved")
+        fresh = shlex.quote(f"{out}-lr{lr:g}")
+        text = (f"No checkpoint from before the divergence ({why}); start again with a lower "
+                f"learning rate: finetune train --config {config} training.output_dir={fresh} "
+                f"training.lr={lr:g}")
+    others = []
+    if t.mixed_precision == "fp16":
+        others.append("use bf16 instead of fp16 (it cannot overflow)")
+    if t.max_grad_norm is None:
+        others.append("set training.max_grad_norm (1.0 clips each step's gradients)")
+    if loss and t.on_nan == "stop":
+        others.append("set training.on_nan=skip to drop batches whose loss is NaN")
+    if loss and t.on_nan == "skip":
+        others.append("check the data for broken rows")
+    return text + (f"; or {', or '.join(others)}" if others else "")

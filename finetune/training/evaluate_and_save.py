@@ -10,7 +10,7 @@ from finetune.storage import saved_model
 from finetune.errors import ConfigError
 from finetune.training.assemble import Run
 from finetune.training.progress import log_line
-from finetune.training.run_start import resume_hint
+from finetune.training.divergence import advice
 from finetune.training.weight_average import averaged
 
 
@@ -58,7 +58,8 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
     if previous is not None and (value <= previous if better else value >= previous):
         return
     run.best = {"metric": name, "value": value, "step": step}
-    saved_model.save(run, run.out / rd.BEST_DIR, resume_hint(run.out, run.cfg.training.lr, diverged=True), extra={rd.BEST_FILE: run.best})
+    saved_model.save(run, run.out / rd.BEST_DIR, advice(run.out, run.cfg.training, step + 1, loss=False),
+                     extra={rd.BEST_FILE: run.best})
 
 
 def save_final(run: Run, steps: int) -> None:
@@ -66,7 +67,7 @@ def save_final(run: Run, steps: int) -> None:
     from finetune.views.model_card import write_model_card
 
     with averaged(run):  # the model the final evaluation scored
-        saved_model.save(run, run.out / rd.MODEL_DIR, resume_hint(run.out, run.cfg.training.lr, diverged=True))
+        saved_model.save(run, run.out / rd.MODEL_DIR, advice(run.out, run.cfg.training, steps + 1, loss=False))
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task, run.last_eval[0],

@@ -9,7 +9,7 @@ from pathlib import Path
 from finetune.storage import run_dir as rd
 from finetune.training.assemble import Run, setup
 from finetune.configuration.config import RunConfig
-from finetune.training.divergence import any_process
+from finetune.training.divergence import advice, any_process
 from finetune.errors import TrainingStopped
 from finetune.training.host_memory import fix_mmap_threshold
 from finetune.storage.run_lock import RunLock
@@ -20,7 +20,7 @@ from finetune.training.throughput import Throughput
 from finetune.training.train_state import Position
 
 # Test hook: the loss of this optimizer step becomes NaN, so a test can follow the advice a
-# divergence stop prints (a real divergence would repeat when resumed at any learning rate).
+# divergence stop prints without the weights it names having to blow up.
 NAN_TEST_ENV = "FINETUNE_TEST_NAN_AT_STEP"
 
 
@@ -92,7 +92,8 @@ class _Steps:
         self.window = Throughput(acc, **model_flops.for_run(run))
         self.loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=acc.device)
         self.guard = DivergenceGuard(
-            acc.device, self.cfg.on_nan, lambda: _resume_hint(run, diverged=True), any_process=any_process(acc),
+            acc.device, self.cfg.on_nan, lambda: advice(run.out, self.cfg, self.guard.bad_step),
+            any_process=any_process(acc),
             skip_limit=self.cfg.log_every * self.cfg.gradient_accumulation_steps,
         )
         self.poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
@@ -194,8 +195,9 @@ class _Steps:
 
         run, pos = self.run, self.pos
         self.guard.check_before_save()  # never save diverged weights
-        require_finite_weights(run.model, rd.checkpoint_name(pos.step), _resume_hint(run, diverged=True),
-                               any_process(run.accelerator))
+        # The loss of step pos.step was finite, so this step's weights are the first bad ones.
+        require_finite_weights(run.model, rd.checkpoint_name(pos.step),
+                               advice(run.out, self.cfg, pos.step + 1, loss=False), any_process(run.accelerator))
         pos.loss_sum, pos.best = float(self.loss_sum.item()), run.best
         train_state.save(run, pos)
         self.saved_step = pos.step
@@ -246,8 +248,8 @@ def _epoch_batches(run: Run, pos: Position):
     return run.train_loader
 
 
-def _resume_hint(run: Run, diverged: bool = False) -> str:
-    return resume_hint(run.out, run.cfg.training.lr, diverged)
+def _resume_hint(run: Run) -> str:
+    return resume_hint(run.out)
 
 
 def _signal_name(signum) -> str:

@@ -45,6 +45,12 @@ def claim_or_find(cfg: RunConfig, out: Path, lock: RunLock, *, overwrite: bool, 
             f"config trains into '{out}'; resume with that run's config "
             f"({found / rd.CONFIG_FILE}), or set training.output_dir={found}"
         )
+    if (found / rd.CHECKPOINTS_DIR).is_symlink():  # saving and pruning would write through it
+        raise RunDirError(
+            f"--resume: '{found / rd.CHECKPOINTS_DIR}' is a symbolic link; finetune saves and prunes "
+            "checkpoints only in a folder of the run, never through a link: put the folder it points "
+            "to in its place (mv), then resume"
+        )
     cfg.training.output_dir = str(found)
     data_sha256 = train_state.data_sha256(cfg)
     lr_scale = train_state.check_compatible(cfg, checkpoint, data_sha256)
@@ -70,18 +76,15 @@ def continue_from(run, start: Start) -> Position:
     return pos
 
 
-def resume_hint(out: Path, lr: float, diverged: bool = False) -> str:
-    """The command that continues the run, as it works when pasted. After a divergence it
-    resumes the last (finite: every save checks) checkpoint at a tenth of the learning rate."""
+def resume_hint(out: Path) -> str:
+    """The command that continues the run, as it works when pasted (after a divergence,
+    divergence.advice says which checkpoint is still good)."""
     import shlex
 
     found = ck.checkpoints(out)
     if not found:
         return "No checkpoint was saved (set training.save_every to write them)."
     command = f"finetune train --config {shlex.quote(str(out / rd.CONFIG_FILE))} --resume"
-    if diverged:
-        return (f"Last good checkpoint: {found[-1][1]}; continue with a lower learning rate: "
-                f"{command} training.lr={lr / 10:g}")
     return f"Last checkpoint: {found[-1][1]}; continue with: {command}"
 
 

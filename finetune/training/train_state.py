@@ -4,8 +4,9 @@ A checkpoint holds the model (`model.safetensors`) or LoRA adapter, the optimize
 (`optimizer.safetensors` + `.json`), the scheduler and loop counters (`scheduler.json`), each
 process's RNG state (`rng_<rank>.safetensors`) and `train_state.json`: the step, the position in
 the data (epoch and micro-batches consumed in it), the running loss window, the best metric so
-far, how long metrics.jsonl was and the SHA-256 of the data files; with training.ema_decay,
-also the weight average (`weight_average.safetensors`). Nothing in it is a pickle.
+far, how long metrics.jsonl was, the SHA-256 of the data files and how many processes trained
+(a resume on another count is refused); with training.ema_decay, also the weight average
+(`weight_average.safetensors`). Nothing in it is a pickle.
 `manifest.json`, written last, lists every file with its size and hash (see `manifest.py`).
 """
 
@@ -69,6 +70,7 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
     with _reading(checkpoint, rd.CONFIG_FILE):
         saved = yaml.safe_load((checkpoint / rd.CONFIG_FILE).read_text(encoding="utf-8"))
         saved_lr = saved["training"]["lr"]
+    _check_processes(state.get("processes"), checkpoint, processes_now())
     for split, digest in recorded.items():
         if data_sha256.get(split) != digest:
             raise DataError(
@@ -95,6 +97,40 @@ def check_compatible(cfg: RunConfig, checkpoint: Path, data_sha256: dict[str, st
             f"raise {key}, or resume from an earlier checkpoint"
         )
     return t.lr / saved_lr
+
+
+def processes_now() -> int:
+    """How many processes this launch trains with, known before Accelerate starts: torchrun and
+    `accelerate launch` set WORLD_SIZE for each of them."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _check_processes(recorded: int | None, checkpoint: Path, now: int) -> None:
+    """The global batch is batch_size x accumulation x processes, and each process reads every
+    n-th batch: on another count the saved data position and schedule would be wrong.
+    `recorded` None: a checkpoint from before train_state.json held it; the run's config.yaml
+    header then says how many processes last trained the run (none: unknown, allowed)."""
+    if recorded is None:
+        recorded = _processes_in_header(checkpoint.parent.parent / rd.CONFIG_FILE)
+    if recorded is not None and recorded != now:
+        raise ConfigError(
+            f"--resume: {checkpoint.name} was saved by a run on {recorded} process(es) and this one "
+            f"has {now}, which changes the global batch and where each process is in the data; "
+            f"resume with {recorded} process(es) (e.g. torchrun --nproc_per_node {recorded}), or "
+            "start a new run (resuming on another count is not supported yet)"
+        )
+
+
+def _processes_in_header(config: Path) -> int | None:
+    """`# N process(es) x ...`, the first line assemble.write_config gives the run's config.yaml."""
+    import re
+
+    try:
+        with open(config, encoding="utf-8") as handle:
+            found = re.match(r"# (\d+) process\(es\) x ", handle.readline())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(found.group(1)) if found else None
 
 
 def _with_defaults(saved: dict) -> dict:
@@ -165,7 +201,7 @@ def _save_main(run, pos: Position, tmp: Path, weights, optimizer: dict) -> None:
     }, tmp)
     (tmp / rd.CONFIG_FILE).write_text(run.cfg.to_yaml(), encoding="utf-8")
     state = {**asdict(pos), "format": FORMAT, "steps_per_epoch": run.steps_per_epoch,
-             "data_sha256": run.data_sha256}
+             "data_sha256": run.data_sha256, "processes": run.accelerator.num_processes}
     if run.weight_average is not None:  # the raw weights above continue training; this, the average
         from safetensors.torch import save_file
 
@@ -190,6 +226,7 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     refuse_pickles(checkpoint, f"--resume: checkpoint '{checkpoint}'")  # nothing below reads one; say so
     with _reading(checkpoint, rd.STATE_FILE):
         state = json.loads((checkpoint / rd.STATE_FILE).read_text(encoding="utf-8"))
+    _check_processes(state.get("processes"), checkpoint, acc.num_processes)  # as Accelerate counts them
     with _reading(checkpoint, rd.ADAPTER_WEIGHTS_FILE if run.cfg.lora.enabled else rd.MODEL_WEIGHTS_FILE):
         _load_weights(run, checkpoint)
     with _reading(checkpoint, sf.OPTIMIZER_TENSORS):
@@ -213,6 +250,7 @@ def load(run, checkpoint: Path, lr_scale: float = 1.0) -> Position:
     pos = Position(**{k: v for k, v in state.items() if k in Position.__dataclass_fields__})
     metrics = run.out / rd.METRICS_FILE
     if acc.is_main_process and metrics.is_file():
+        rd.replace_link(metrics)  # a symlink's target is never cut back or appended to
         # Lines written after the checkpoint (by the interrupted run) are written again.
         os.truncate(metrics, min(pos.metrics_bytes, _size(metrics)))
     return pos

@@ -215,5 +215,5 @@ def write_model_card(run: Path, cfg: RunConfig, task, metrics: dict, seconds: fl
 
     labels = label_names(saved_config(run / rd.MODEL_DIR), task)
     card = render(cfg, task, metrics, seconds, steps, run, processes, stopped_early, labels)
-    (run / rd.CARD_FILE).write_text(card, encoding="utf-8")
-    (run / rd.MODEL_DIR / rd.CARD_FILE).write_text(card, encoding="utf-8")
+    rd.unlinked(run / rd.CARD_FILE).write_text(card, encoding="utf-8")  # a symlink's target is never written
+    rd.unlinked(run / rd.MODEL_DIR / rd.CARD_FILE).write_text(card, encoding="utf-8")

@@ -32,8 +32,7 @@ def plot_run(run: Path) -> list[Path]:
     evals = [r for r in records if r.get("type") == "eval"]
     if not train and not evals:
         raise RunDirError(f"'{path}': holds no logged steps yet; plot it once training has logged")
-    out = run / rd.PLOTS_DIR
-    out.mkdir(exist_ok=True)
+    out = rd.own_dir(run / rd.PLOTS_DIR)
     written = []
     if train:
         written.append(_line_plot(train, ["loss"], "training loss", out / rd.LOSS_PLOT))
@@ -61,7 +60,7 @@ def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -
     axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel("optimizer step")
     fig.tight_layout()
-    fig.savefig(target, dpi=100)
+    fig.savefig(rd.unlinked(target), dpi=100)
     plt.close(fig)
     return target
 
@@ -94,7 +93,7 @@ def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -
     ax.set_ylabel("true")
     ax.set_title(f"confusion matrix ({len(records)} examples)")
     fig.tight_layout()
-    fig.savefig(target, dpi=100)
+    fig.savefig(rd.unlinked(target), dpi=100)
     plt.close(fig)
     return target
 

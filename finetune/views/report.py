@@ -31,7 +31,7 @@ def write_report(run: Path, cfg) -> Path:
     page = Template((Path(__file__).parents[1] / "resources" / "report" / "report.html").read_text(encoding="utf-8"))
     text = page.substitute(_sections(run, cfg))
     write_text_atomic(target, text)
-    (run / rd.REPORT_RECORD).write_text(json.dumps({"sha256": sha256_file(target)}) + "\n", encoding="utf-8")
+    write_text_atomic(run / rd.REPORT_RECORD, json.dumps({"sha256": sha256_file(target)}) + "\n")
     return target
 
 

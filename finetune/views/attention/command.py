@@ -22,8 +22,7 @@ def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None
     _pick(head, saved.num_attention_heads, "--head", default=0)
     task, tokenizer, model = load_run_model(run, cfg)
     maps, tokens = text_attention(task, tokenizer, model, text, target)
-    out = run / rd.ATTENTION_DIR
-    out.mkdir(exist_ok=True)
+    out = rd.own_dir(run / rd.ATTENTION_DIR)
     written = []
     for kind, probs in maps.items():
         n_layers, n_heads = probs.shape[:2]

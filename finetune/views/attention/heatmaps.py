@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from finetune.storage import run_dir as rd
 from finetune.views.plots import _pyplot
 
 _LABELLED_UP_TO = 40  # tokens; beyond this, tick labels would overlap
@@ -23,7 +24,7 @@ def single_head(weights, queries: list[str], keys: list[str], title: str, target
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(target, dpi=100, format="png")
+    fig.savefig(rd.unlinked(target), dpi=100, format="png")
     plt.close(fig)
     return target
 
@@ -49,7 +50,7 @@ def head_grid(weights, queries: list[str], keys: list[str], title: str, target):
             ax.set_yticks([])
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(target, dpi=100, format="png")
+    fig.savefig(rd.unlinked(target), dpi=100, format="png")
     plt.close(fig)
     return target
 
