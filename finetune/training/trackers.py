@@ -46,8 +46,8 @@ def start_trackers(report_to: list[str], run: Path, run_config: dict, resuming: 
         args, kwargs = _arguments(name, run)
         if name == "mlflow" and earlier.get(name):
             kwargs["run_id"] = earlier[name]
-        tracker = LOGGER_TYPE_TO_CLASS[name](*args, **kwargs)
-        try:
+        try:  # some trackers start in their constructor, others in start()
+            tracker = LOGGER_TYPE_TO_CLASS[name](*args, **kwargs)
             tracker.start()
         except Exception as exc:  # each tracker raises its own types (a bad URI, no login...)
             if "run_id" in kwargs:
