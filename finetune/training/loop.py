@@ -59,8 +59,9 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
 
     pos = pos or Position()
     cfg = run.cfg.training
-    if cfg.eval_before_training and pos.step == 0:
+    if cfg.eval_before_training and pos.step == 0 and pos.last_eval_step != 0:
         evaluate(run, step=0, epoch=0.0, label="before training", track_best=False)
+        pos.last_eval_step = 0  # step 0 is evaluated: never again, whatever else falls on it
     run.model.train()
     with StopRequests() as stop, _Steps(run, pos) as steps:  # the bar closes first: errors print last
         while not steps.finished(stop):
