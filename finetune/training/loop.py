@@ -32,8 +32,8 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
         fresh = None if resume else FreshStart(out)  # before the claim: it notes what is there already
-        start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
         try:
+            start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
             run = setup(cfg, start.out, overwrite=overwrite, resuming=start.checkpoint is not None,
                         lock=lock, inputs=start.inputs, fresh=fresh)
             run.data_sha256 = start.data_sha256
