@@ -281,3 +281,9 @@ def test_a_bad_value_in_the_file_is_still_reported_at_the_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, MINIMAL + "training:\n  lr: abc\n", ["training.batch_size=8", "lora.r=4"])
     assert str(err.value).startswith(f"{tmp_path / 'c.yaml'}: key 'training.lr'")
+
+
+def test_a_config_too_large_to_write_back_is_refused(tmp_path):
+    many = "{" + ", ".join(f"k{i}: '{'x' * 90_000}'" for i in range(12)) + "}"  # each value allowed, not all
+    with pytest.raises(ConfigError, match="config.yaml it would be .* characters"):
+        _load(tmp_path, MINIMAL.replace("model:\n", f"model:\n  config_overrides: {many}\n"))

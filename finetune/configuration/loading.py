@@ -32,7 +32,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         check_round_trip(cfg)
     except Unwritable as exc:
-        raise ConfigError(f"{source.of(exc.path)}: key '{'.'.join(exc.path)}': {exc}") from None
+        key = f"key '{'.'.join(exc.path)}': " if exc.path else ""
+        raise ConfigError(f"{source.of(exc.path)}: {key}{exc}") from None
     return cfg
 
 

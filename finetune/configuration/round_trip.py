@@ -13,6 +13,7 @@ from typing import Any
 from finetune.configuration.strict_yaml import MAX_DEPTH
 
 MAX_TEXT = 100_000  # characters in one value; the longest real one, a prompt template, has a few hundred
+MAX_CONFIG = 1_000_000  # characters of config.yaml; a real one has a few thousand
 INT64 = 2**63  # what torch, NumPy and the trackers can take as an integer
 # C0 controls but tab, newline and carriage return; DEL and C1 controls; lone UTF-16 surrogates
 # (they cannot be encoded as UTF-8, so config.yaml could not be written).
@@ -71,8 +72,12 @@ def check_round_trip(cfg) -> None:
     from finetune.configuration.config import RunConfig
     from finetune.configuration.strict_yaml import load_yaml_text
 
+    text = cfg.to_yaml()
+    if len(text) > MAX_CONFIG:
+        raise Unwritable([], f"written back as config.yaml it would be {len(text):,} characters, more than "
+                         f"{MAX_CONFIG:,}; no real config is that large")
     before = cfg.model_dump()
-    after = RunConfig.model_validate(load_yaml_text(cfg.to_yaml())).model_dump()
+    after = RunConfig.model_validate(load_yaml_text(text)).model_dump()
     if before != after:
         path, was, now = _first_difference(before, after, [])
         raise Unwritable(path, f"{was!r} would be read back from config.yaml as {now!r}; write it so "
