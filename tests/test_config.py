@@ -287,3 +287,13 @@ def test_a_config_too_large_to_write_back_is_refused(tmp_path):
     many = "{" + ", ".join(f"k{i}: '{'x' * 90_000}'" for i in range(12)) + "}"  # each value allowed, not all
     with pytest.raises(ConfigError, match="config.yaml it would be .* characters"):
         _load(tmp_path, MINIMAL.replace("model:\n", f"model:\n  config_overrides: {many}\n"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.tokenizer.train=true", "a learnt vocabulary would not match"),
+    ("task=summarization", "needs data.summary_column"),
+])
+def test_a_check_across_keys_names_the_override_that_broke_it(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL, ["lora.r=4", override])
+    assert str(err.value).startswith(f"override {override}: ") and message in str(err.value)

@@ -4,6 +4,7 @@ that name the key and suggest the likely one."""
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,14 @@ class _Sources:
         for key, item in reversed(self.overrides):
             shared = min(len(key), len(path))
             if path and key[:shared] == [str(p) for p in path[:shared]]:
+                return f"override {_shown(item)}"
+        return self.file
+
+    def named_in(self, message: str) -> str:
+        """For a check across keys (no single key in its location): the last override whose key
+        the message names, else the file."""
+        for key, item in reversed(self.overrides):
+            if re.search(rf"(?<![\w.]){re.escape('.'.join(key))}(?![\w])", message):
                 return f"override {_shown(item)}"
         return self.file
 
@@ -121,7 +130,11 @@ def validate(raw: dict[str, Any], source: "str | _Sources") -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = source.of([str(p) for p in error["loc"]]) if isinstance(source, _Sources) else source
+        if isinstance(source, _Sources):
+            loc = [str(p) for p in error["loc"]]
+            where = source.of(loc) if loc else source.named_in(str(error["msg"]))
+        else:
+            where = source
         raise ConfigError(f"{where}: {_describe(error)}") from exc
 
 
