@@ -126,3 +126,21 @@ def test_a_resume_that_fails_before_its_first_step_leaves_the_run_intact(
     code, _, err = main_in_process(["train", "--config", str(cfg), "--resume"], capsys, monkeypatch)
     assert code == 2 and "could not start" in err, err
     assert {k: v for k, v in _snapshot(out).items() if k != rd.LOCK_FILE} == before
+
+
+def test_a_tracker_failing_after_it_started_is_one_line_and_leaves_no_directory(
+        tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch):
+    """TensorBoard started, then refused the run's parameters: a config error naming it, not a
+    traceback, and the run directory it was writing into is gone."""
+    from accelerate.tracking import TensorBoardTracker
+
+    def refuse(self, values):
+        raise ValueError("hparams refused")
+
+    monkeypatch.setattr(TensorBoardTracker, "store_init_configuration", refuse)
+    out = tmp_path / "run"
+    cfg = _config(tmp_path, tiny_bert, sentiment_files, out, report_to=["tensorboard"])
+    code, _, err = main_in_process(["train", "--config", str(cfg)], capsys, monkeypatch)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("error: training.report_to 'tensorboard' could not start")
+    assert not out.exists()
