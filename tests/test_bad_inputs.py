@@ -717,6 +717,17 @@ CASES = [
     ("push-merged-full-finetune", fake_run("push", "RUN", "me/model", "--merged", model_files=("config.json",)), "push without --merged"),
     ("push-no-final-model", fake_run("push", "RUN", "me/model", model_files=()), "no final model found"),
     ("merge-default-output-taken", fake_run("merge", "RUN", merged_files=("notes.txt",)), "merged': already exists and is not empty; choose a new directory (OUT_DIR)"),
+    # trust round 2 (items 8, 12): overrides read like files, named as the source; configs config.yaml could not hold
+    ("override-not-a-number", lambda tmp, cfg, model: ["validate", "training.lr=abc"], "override training.lr=abc: key 'training.lr'"),
+    ("override-unknown-key", lambda tmp, cfg, model: ["validate", "training.lrr=1"], "override training.lrr=1: unknown key"),
+    ("override-bad-yaml", lambda tmp, cfg, model: ["validate", "training.lr=[1,"], "override training.lr=[1,: the value is not valid YAML"),
+    ("override-alias", lambda tmp, cfg, model: ["validate", "lora.target_modules=[&q query, *q]"], "anchors (&name) and aliases"),
+    ("override-nested-too-deep", lambda tmp, cfg, model: ["validate", "model.config_overrides.a=" + "[" * 99 + "]" * 99], "nested too deeply"),
+    ("override-infinite-lr", lambda tmp, cfg, model: ["train", "training.lr=.inf"], "override training.lr=.inf: key 'training.lr'"),
+    ("config-nan", cfg_edit("eval.generation.length_penalty", float("nan")), "not a finite number"),
+    ("config-control-character", cfg_edit("data.source_prefix", "translate\x1b[31m: "), "control character"),
+    ("config-date-in-model-overrides", raw_yaml("task: sentiment\nmodel: {name_or_path: x, config_overrides: {d: 2024-01-01}}\ndata: {dataset: d}\n"), "as a date"),
+    ("config-huge-integer", cfg_edit("model.config_overrides", {"n": 10**30}, "train"), "64-bit integer"),
 ]
 
 

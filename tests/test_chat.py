@@ -55,3 +55,16 @@ eval: {{generation: {{max_new_tokens: 6}}}}
     code, out, err = main_in_process(["chat", str(tmp_path / "run")], capsys, monkeypatch)
     assert code == 0, err
     assert out == f"> {evaluated[first]}\n> \n"
+
+
+def test_chat_gives_the_model_each_line_as_predict_file_does(tmp_path, monkeypatch):
+    """Spaces are part of a text (a BPE tokenizer reads ' word' and 'word' apart): chat keeps
+    them, as `predict --file` and evaluation do; only the line ending goes."""
+    from finetune.commands.chat import _lines
+    from finetune.evaluation.predict import read_texts
+
+    typed = "  indented source\nsource with a trailing space \r\n\n   \nplain\n"
+    (tmp_path / "texts.txt").write_text(typed, newline="")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(typed))
+    assert list(_lines(False)) == read_texts(str(tmp_path / "texts.txt")) == [
+        "  indented source", "source with a trailing space ", "plain"]

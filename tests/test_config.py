@@ -179,3 +179,121 @@ def test_the_schema_names_its_dialect_and_itself(tmp_path):
     assert found["$id"].startswith("urn:finetune:")
     assert set(found["properties"]) == {"task", "model", "data", "lora", "training", "eval"}
     assert found["$defs"]["TrainingSection"]["properties"]["batch_size"]["maximum"] == 65536
+
+
+# ----------------------------------------------------------------------------- overrides read as strictly as files
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.config_overrides.a=[&x 1, *x]", "anchors (&name) and aliases (*name)"),
+    ("model.config_overrides.a=&x 1", "anchors (&name) and aliases (*name)"),
+    ("data.files={train: a.csv, train: b.csv}", "key 'train' is written twice"),
+    ("model.config_overrides.a=" + "[" * 40 + "]" * 40, "nested too deeply"),
+    ("model.config_overrides.a=" + "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ("model.config_overrides." + ".".join(["a"] * 40) + "=1", "nested too deeply"),
+    ("training.lr=!!python/name:os.system", "python/name"),
+])
+def test_overrides_are_read_by_the_strict_loader(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL, [override])
+    assert str(err.value).startswith("override model.") or str(err.value).startswith("override ")
+    assert message in str(err.value)
+
+
+# ----------------------------------------------------------------------------- a config must survive config.yaml
+
+
+UNWRITABLE = [
+    ("training.lr", ".inf", "not a finite number"),
+    ("eval.generation.length_penalty", ".nan", "not a finite number"),
+    ("training.early_stopping_threshold", "-.inf", "not a finite number"),
+    ("model.config_overrides.rope_theta", ".nan", "not a finite number"),
+    ("model.config_overrides.x", "2024-01-01", "as a date"),
+    ("model.config_overrides.x", "!!binary aGVsbG8=", "as a bytes"),
+    ("model.config_overrides.x", "!!set {a, b}", "as a set"),
+    ("model.config_overrides.x", str(2**64), "64-bit integer"),
+    ("data.source_prefix", '"a\\x07b"', "control character"),
+    ("data.source_prefix", '"a\\x85b"', "control character"),
+    ("data.source_prefix", '"a\\ud800b"', "control character"),
+    ("data.prompt_template", "x" * 100_001 + "{source}", "characters, more than"),
+    ("model.config_overrides.x", "[" * 30 + "1" + "]" * 30, "nested too deeply"),  # fine alone, too deep under x
+]
+
+
+@pytest.mark.parametrize("key, value, message", UNWRITABLE, ids=[f"{k}={v[:20]}" for k, v, _ in UNWRITABLE])
+def test_values_config_yaml_could_not_hold_are_refused(tmp_path, key, value, message):
+    """From an override and from the file alike, each error naming where the value came from."""
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL, [f"{key}={value}"])
+    assert message in str(err.value) and str(err.value).startswith(f"override {key}=")
+    top, *middle, last = key.split(".")
+    nested = "".join(f"{'  ' * i}{part}:\n" for i, part in enumerate(middle, 1)) + f"{'  ' * (len(middle) + 1)}{last}: {value}\n"
+    text = MINIMAL.replace(f"{top}:\n", f"{top}:\n{nested}") if f"\n{top}:\n" in MINIMAL else MINIMAL + f"{top}:\n{nested}"
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    assert message in str(err.value) and str(err.value).startswith(str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.parametrize("override", [
+    "data.source_prefix='yes'", "data.source_prefix='2024-01-01'", "data.source_prefix='0o17'",
+    "data.source_prefix='1_000'", "data.source_prefix='~'", "data.source_prefix='='", "data.source_prefix='<<'",
+    "data.source_prefix=\"tab\\there\"", "data.prompt_template=\"Q: {source}\\nA:\"", "data.source_prefix=übersetze: ",
+    "model.config_overrides={a: null, b: [1, 2.5, 'x'], 'on': 'off', c: {d: 1.0e-300}}",
+    "data.label_names=['no', 'yes', 'null', '1.5']", "model.revision='0123'", "training.lr=1e-30",
+    f"model.config_overrides.n={2**63 - 1}", "data.source_prefix=" + "word " * 5000,
+])
+def test_an_accepted_config_is_written_back_and_read_back_equal(tmp_path, override):
+    """Save, reload, compare: what `config validate` accepts is what config.yaml will hold."""
+    from finetune.configuration.config import RunConfig
+    from finetune.configuration.strict_yaml import load_yaml_text
+
+    try:
+        cfg = _load(tmp_path, MINIMAL, [override])
+    except ConfigError as err:  # refused is fine too, if the error names the override
+        assert str(err).startswith("override "), err
+        return
+    back = RunConfig.model_validate(load_yaml_text(cfg.to_yaml()))
+    assert back == cfg and back.model_dump() == cfg.model_dump()
+
+
+# ----------------------------------------------------------------------------- errors name their source
+
+
+@pytest.mark.parametrize("override, message", [
+    ("training.lr=abc", "key 'training.lr': input should be a valid number"),
+    ("training.lrr=1", "unknown key 'training.lrr'; did you mean 'training.lr'?"),
+    ("trainng={lr: 1}", "unknown key 'trainng'; did you mean 'training'?"),
+    ("training={lr: abc}", "key 'training.lr'"),
+    ("training.batch_size=[8]", "key 'training.batch_size'"),
+    ("data.label_names=[a, a]", "'a' is listed twice"),
+    ("training.lr=[1,", "the value is not valid YAML"),
+    ("data.prompt_template=Q: {source}", "YAML reads it as a mapping; quote the text"),
+    ("model.name_or_path={a: 1}", "key 'model.name_or_path'"),
+])
+def test_a_bad_override_is_reported_as_that_override(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL, ["training.batch_size=8", override])
+    assert str(err.value).startswith(f"override {override}: ") and message in str(err.value)
+    assert "c.yaml" not in str(err.value)
+
+
+def test_a_bad_value_in_the_file_is_still_reported_at_the_file(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL + "training:\n  lr: abc\n", ["training.batch_size=8", "lora.r=4"])
+    assert str(err.value).startswith(f"{tmp_path / 'c.yaml'}: key 'training.lr'")
+
+
+def test_a_config_too_large_to_write_back_is_refused(tmp_path):
+    many = "{" + ", ".join(f"k{i}: '{'x' * 90_000}'" for i in range(12)) + "}"  # each value allowed, not all
+    with pytest.raises(ConfigError, match="config.yaml it would be .* characters"):
+        _load(tmp_path, MINIMAL.replace("model:\n", f"model:\n  config_overrides: {many}\n"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.tokenizer.train=true", "a learnt vocabulary would not match"),
+    ("task=summarization", "needs data.summary_column"),
+])
+def test_a_check_across_keys_names_the_override_that_broke_it(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, MINIMAL, ["lora.r=4", override])
+    assert str(err.value).startswith(f"override {override}: ") and message in str(err.value)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import main_in_process, sentiment_yaml, write_config
 
 
@@ -53,3 +55,44 @@ eval: {{best_metric: accuracy}}
     # The count travels with the checkpoint, so a resumed run stops where this one did.
     state = json.loads((run / "checkpoints" / "step-000006" / "train_state.json").read_text())
     assert state["evals_without_improvement"] == 2
+
+
+# Each case: training settings of a first run and, if given, of a `--resume` of it. Steps per
+# epoch: 48 rows / batch 8 = 6 micro-batches (3 steps with gradient_accumulation_steps 2).
+SCHEDULES = {
+    "eval-every-on-epoch-ends": ({"epochs": 2, "eval_every": 3}, None),
+    "before-training-and-epochs": ({"epochs": 2, "eval_every": 6, "eval_before_training": True}, None),
+    "eval-every-just-before-the-last-step": ({"max_steps": 7, "eval_every": 6}, None),
+    "accumulation-epoch-ends": ({"epochs": 2, "eval_every": 2, "gradient_accumulation_steps": 2}, None),
+    "early-stop-on-an-epoch-end": ({"epochs": 3, "eval_every": 3, "early_stopping_patience": 1, "lr": 1.0e-12}, None),
+    "resume-at-an-evaluated-epoch-end": ({"max_steps": 6, "eval_every": 6, "save_every": 6},
+                                         {"max_steps": 12, "eval_every": 6, "save_every": 6}),
+    "resume-the-finished-run": ({"max_steps": 6, "save_every": 3, "eval_every": 3},
+                                {"max_steps": 6, "save_every": 3, "eval_every": 3}),
+    "resume-after-before-training": ({"max_steps": 4, "save_every": 2, "eval_every": 2, "eval_before_training": True},
+                                     {"max_steps": 8, "save_every": 2, "eval_every": 3, "eval_before_training": True}),
+    "resume-sampled-run": ({"max_steps": 6, "save_every": 6, "eval_every": 3, "sample": 8},
+                           {"max_steps": 9, "save_every": 6, "eval_every": 3, "sample": 8}),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_no_split_is_evaluated_twice_at_one_step(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch, name):
+    run = tmp_path / "run"
+    for settings, extra in ((SCHEDULES[name][0], []), (SCHEDULES[name][1], ["--resume"])):
+        if settings is None:
+            continue
+        settings = dict(settings)
+        sample = settings.pop("sample", None)
+        training = {"output_dir": str(run), "batch_size": 8, "log_every": 100, **settings}
+        cfg = write_config(tmp_path / "run.yaml", sentiment_yaml(tiny_bert, sentiment_files).replace(
+            "  max_length: 32\n", "  max_length: 16\n  max_train_samples: 48\n  max_eval_samples: 16\n")
+            + f"training: {json.dumps(training)}\n"
+            + f"eval: {json.dumps({'best_metric': 'accuracy', 'max_samples_during_training': sample})}\n")
+        code, _, err = main_in_process(["train", "--config", str(cfg), *extra], capsys, monkeypatch)
+        assert code == 0, err
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        evaluated = [(r["split"], r["step"], r.get("rows")) for r in records if r["type"] == "eval"]
+        assert evaluated and len(evaluated) == len(set(evaluated)), evaluated
+        steps = [step for _, step, rows in evaluated if rows != "whole"]  # the whole split is scored once, last
+        assert steps == sorted(set(steps)), evaluated

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, write_config
 
 
 def test_predict_texts_and_file(lora_run, tmp_path):
@@ -81,3 +81,48 @@ def _run_with_stdin(args, text):
     env = {**os.environ, **QUIET_ENV, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "finetune", *args], input=text, capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
+
+
+def test_predict_answers_a_generation_run_as_its_evaluation_did(tmp_path):
+    """A decoder-only run with data.source_prefix and a prompt template: predict, given the
+    sources of predictions_validation.jsonl (which hold the prefix) or the data's texts (which
+    do not), builds the very prompts evaluation built and gives its answers, row for row."""
+    from tiny_models import build_tiny_generator, corpus
+
+    from finetune.commands.run_arguments import load_run
+    from finetune.storage.saved_model import load_run_model
+
+    texts = [t for t in corpus() if len(t.split()) >= 5][:20]
+    files = {}
+    for split, rows in (("train", texts[:14]), ("validation", texts[14:])):
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps({"en": t, "de": " ".join(reversed(t.split()))}) + "\n"
+                                        for t in rows))
+    cfg = write_config(tmp_path / "run.yaml", f"""
+task: translation
+model: {{name_or_path: {build_tiny_generator("gpt2", tmp_path / "gpt2")}}}
+data: {{files: {{train: {files['train']}, validation: {files['validation']}}}, text_column: en, target_column: de,
+        max_source_length: 24, max_target_length: 12, source_prefix: "reverse: ",
+        prompt_template: "Words: {{source}}\\nReversed ({{target_lang}}):"}}
+training: {{output_dir: {tmp_path / 'run'}, max_steps: 2, batch_size: 8, lr: 1.0e-3}}
+eval: {{batch_size: 4, generation: {{max_new_tokens: 6}}}}
+""")
+    trained = run_cli("train", "--config", str(cfg), env={"OMP_NUM_THREADS": "1"})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run" / "predictions_validation.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in records] == ["reverse: " + t for t in texts[14:]]
+
+    result = run_cli("predict", str(tmp_path / "run"), *[r["source"] for r in records], env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(a["source"], a["generated"]) for a in answers] == [(r["source"], r["generated"]) for r in records]
+
+    # What the model is given (a tiny model may answer alike whatever it reads): the same prompt ids.
+    run, run_cfg = load_run(tmp_path / "run", [])
+    task, tokenizer, _ = load_run_model(run, run_cfg)
+    from datasets import Dataset
+
+    raw = Dataset.from_list([{"en": t, "de": ""} for t in texts[14:]])
+    evaluated = task.prompt_rows(task.sources(raw), tokenizer)
+    for given in ([r["source"] for r in records], texts[14:]):
+        assert task.prompt_rows(task.user_inputs(given), tokenizer) == evaluated

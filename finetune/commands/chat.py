@@ -27,8 +27,9 @@ def chat(run: Path, cfg: RunConfig, checkpoint: str | None) -> None:
 
 
 def _lines(on_terminal: bool):
-    """What the user typed, one stripped non-empty line at a time; a prompt only on a terminal,
-    so that piped output holds nothing but the answers."""
+    """What the user typed, one non-empty line at a time, as typed (without its line ending: a
+    text is given to the model as `predict --file` and evaluation give it, spaces included); a
+    prompt only on a terminal, so that piped output holds nothing but the answers."""
     while True:
         try:
             line = input(PROMPT) if on_terminal else sys.stdin.readline()
@@ -40,4 +41,4 @@ def _lines(on_terminal: bool):
         if line.strip() == "exit":
             return
         if line.strip():
-            yield line.strip()
+            yield line.rstrip("\r\n")

@@ -27,9 +27,10 @@ MAX_EPOCHS = 10**5
 
 
 class Section(BaseModel):
-    """Unknown keys are an error (a typo must not be silently ignored)."""
+    """Unknown keys are an error (a typo must not be silently ignored); NaN and inf are refused
+    (config.yaml could not hold them: JSON mode writes them as null)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class TokenizerSection(Section):

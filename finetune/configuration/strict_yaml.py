@@ -1,8 +1,11 @@
 """YAML for configs: PyYAML's safe loader, made strict where the safe one is silent.
 
-A key written twice is an error (PyYAML keeps the last one without a word), and aliases may not
-expand into more than MAX_NODES values: a 'billion laughs' file is small on disk but would
-exhaust memory once validated or written back out.
+A key written twice is an error (PyYAML keeps the last one without a word), aliases may not
+expand into more than MAX_NODES values (a 'billion laughs' file is small on disk but would
+exhaust memory once validated or written back out), and nothing nests deeper than MAX_DEPTH
+(PyYAML composes recursively: a few thousand brackets would end in a RecursionError, and a few
+hundred pass here but not through the config written back). A command-line override is read
+by the same loader, with anchors and aliases refused outright: one value needs none.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import yaml
 
 MAX_NODES = 100_000  # a real config has a few hundred values
+MAX_DEPTH = 32  # a real config nests 4 or 5 levels (eval.generation, model.config_overrides.rope_scaling)
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -18,6 +22,24 @@ class YamlRefused(yaml.YAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
+    allow_aliases = True
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if not self.allow_aliases and (isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)):
+            raise YamlRefused("anchors (&name) and aliases (*name) are not read here; write the value out")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise YamlRefused(
+                    f"line {event.start_mark.line + 1}: nested too deeply (more than {MAX_DEPTH} levels); "
+                    "a config needs far fewer"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
     def construct_mapping(self, node, deep=False):
         first_line: dict[tuple, int] = {}
         for key_node, _ in node.value:
@@ -41,8 +63,10 @@ class StrictLoader(yaml.SafeLoader):
         return self.construct_document(node)
 
 
-def load_yaml_text(text: str):
+def load_yaml_text(text: str, *, aliases: bool = True):
+    """`aliases=False` for a command-line override: anchors and aliases are refused."""
     loader = StrictLoader(text)
+    loader.allow_aliases = aliases
     try:
         return loader.get_single_data()
     finally:

@@ -24,6 +24,7 @@ CHECKPOINTS_DIR = "checkpoints"
 MERGED_DIR = "merged"  # `finetune merge`'s output unless given another
 MARKER_FILE = ".finetune-run"  # JSON {format, run_id, created}: finetune made this directory
 LOCK_FILE = ".finetune-lock"  # see run_lock.py
+REPLACED_DIR = ".finetune-replaced"  # --overwrite parks the run it replaces here until the first step (failed_start.py)
 CARD_FILE = "README.md"  # the model card, in the run and in MODEL_DIR
 PLOTS_DIR = "plots"  # holds the figures below (`finetune plot`)
 LOSS_PLOT = "train_loss.png"

@@ -88,7 +88,7 @@ class Task:
 
     def user_inputs(self, texts: list[str]) -> list[str]:
         """Texts a user gave `predict` or `chat`, as the model read its training inputs."""
-        return self.spec.model_inputs(texts) if self.generates else texts
+        return self.spec.user_inputs(texts) if self.generates else texts
 
     def prompt_rows(self, texts: list[str], tokenizer) -> list[dict]:
         return self.arch.prompt_rows(self.spec, texts, tokenizer)

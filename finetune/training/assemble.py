@@ -47,9 +47,12 @@ class Run:
     progress: Any = None  # the loop's bar or log lines (training/progress.py), while it runs
     stopped_early: str = ""  # why training.early_stopping_patience ended the run, if it did
     weight_average: Any = None  # training.ema_decay (weight_average.py)
+    fresh: Any = None  # a new run's FreshStart, until its first step (failed_start.py)
 
 
-def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
+def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list,
+          fresh=None) -> Run:
+    """`fresh`: a failed_start.FreshStart for a new run (None when resuming)."""
     from accelerate.utils import set_seed
 
     from finetune.model.attn_kernel import check_trainable
@@ -127,7 +130,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
 
     if accelerator.is_main_process:
         if not resuming:
-            rd.start(out, overwrite, inputs, lock)
+            fresh.claim(overwrite, inputs, lock)  # rd.start, undone if the run fails before its first step
         ck.remove_partial(out, (rd.MODEL_DIR, rd.BEST_DIR))  # a write cut short by a kill or a full disk
         if not resuming:  # a resumed run's config is written once its checkpoint has loaded
             write_config(cfg, out, accelerator.num_processes)
@@ -155,19 +158,15 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * steps_per_epoch))
     scheduler = _scheduler(cfg, optimizer, total_steps)
     main = accelerator.is_main_process
-    try:
-        trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json"), resuming) if main else []
-    except ConfigError:
-        if not resuming:  # all in it is this process's (rd.start found it new, empty or --overwrite)
-            rd.clear(out)  # so the same command can run again once the tracker is set up
-        raise
+    # A tracker that cannot start fails the run before its first step: train() undoes the claim.
+    trackers = start_trackers(cfg.training.report_to, out, cfg.model_dump(mode="json"), resuming) if main else []
     log = MetricsLog(out / rd.METRICS_FILE, enabled=main, trackers=trackers)
     return Run(
         cfg=cfg, out=out, accelerator=accelerator, task=task, tokenizer=tokenizer, model=model,
         optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
-        final_eval=final_eval, weight_average=make_weight_average(cfg, accelerator, model),
+        final_eval=final_eval, weight_average=make_weight_average(cfg, accelerator, model), fresh=fresh,
     )
 
 

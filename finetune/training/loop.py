@@ -14,6 +14,7 @@ from finetune.errors import TrainingStopped
 from finetune.training.host_memory import fix_mmap_threshold
 from finetune.storage.run_lock import RunLock
 from finetune.training.evaluate_and_save import evaluate, save_final
+from finetune.training.failed_start import FreshStart
 from finetune.training.run_start import claim_or_find, continue_from, resume_hint
 from finetune.training import model_flops
 from finetune.training.throughput import Throughput
@@ -30,19 +31,25 @@ def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | N
     `config_file`: the YAML the run was read from, which --overwrite must not delete."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
-        start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
-        run = setup(cfg, start.out, overwrite=overwrite, resuming=start.checkpoint is not None,
-                    lock=lock, inputs=start.inputs)
-        run.data_sha256 = start.data_sha256
-        pos = continue_from(run, start) if start.checkpoint else Position()
+        fresh = None if resume else FreshStart(out)  # before the claim: it notes what is there already
         try:
-            metrics = train_loop(run, pos)
-            save_final(run, steps=pos.step)
-        except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
-            raise TrainingStopped(
-                f"interrupted at once (a save under way, if any, was abandoned; what was saved before "
-                f"is intact). {_resume_hint(run)}", exit_code=130,
-            ) from None
+            start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
+            run = setup(cfg, start.out, overwrite=overwrite, resuming=start.checkpoint is not None,
+                        lock=lock, inputs=start.inputs, fresh=fresh)
+            run.data_sha256 = start.data_sha256
+            pos = continue_from(run, start) if start.checkpoint else Position()
+            try:
+                metrics = train_loop(run, pos)
+                save_final(run, steps=pos.step)
+            except KeyboardInterrupt:  # a second Ctrl-C: the save under way (if any) was abandoned whole
+                raise TrainingStopped(
+                    f"interrupted at once (a save under way, if any, was abandoned; what was saved before "
+                    f"is intact). {_resume_hint(run)}", exit_code=130,
+                ) from None
+        except BaseException:
+            if fresh is not None:
+                fresh.undo(lock)  # before its first step: nothing half-made stays, a replaced run comes back
+            raise
     return metrics
 
 
@@ -52,8 +59,9 @@ def train_loop(run: Run, pos: Position | None = None) -> dict[str, float]:
 
     pos = pos or Position()
     cfg = run.cfg.training
-    if cfg.eval_before_training and pos.step == 0:
+    if cfg.eval_before_training and pos.step == 0 and pos.last_eval_step != 0:
         evaluate(run, step=0, epoch=0.0, label="before training", track_best=False)
+        pos.last_eval_step = 0  # step 0 is evaluated: never again, whatever else falls on it
     run.model.train()
     with StopRequests() as stop, _Steps(run, pos) as steps:  # the bar closes first: errors print last
         while not steps.finished(stop):
@@ -135,6 +143,9 @@ class _Steps:
             if run.weight_average is not None:
                 run.weight_average.update()
         pos.step += 1
+        if run.fresh is not None:  # the first step of a new run: it is the run now
+            run.fresh.keep()
+            run.fresh = None
         self.progress.step()
         return True
 

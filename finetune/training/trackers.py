@@ -46,9 +46,11 @@ def start_trackers(report_to: list[str], run: Path, run_config: dict, resuming: 
         args, kwargs = _arguments(name, run)
         if name == "mlflow" and earlier.get(name):
             kwargs["run_id"] = earlier[name]
-        tracker = LOGGER_TYPE_TO_CLASS[name](*args, **kwargs)
-        try:
+        try:  # some trackers start in their constructor, others in start()
+            tracker = LOGGER_TYPE_TO_CLASS[name](*args, **kwargs)
             tracker.start()
+            if "run_id" not in kwargs:  # a continued run has its parameters already (MLflow refuses a change)
+                tracker.store_init_configuration(params)
         except Exception as exc:  # each tracker raises its own types (a bad URI, no login...)
             if "run_id" in kwargs:
                 raise ConfigError(
@@ -57,8 +59,6 @@ def start_trackers(report_to: list[str], run: Path, run_config: dict, resuming: 
                     "logged to, or delete that file to log into a new run") from exc
             raise ConfigError(f"training.report_to '{name}' could not start: {exc}; check that "
                               "tracker's settings (its environment variables, its login)") from exc
-        if "run_id" not in kwargs:  # a continued run has its parameters already (MLflow refuses a change)
-            tracker.store_init_configuration(params)
         if name == "mlflow":
             started[name] = tracker.active_run.info.run_id
         trackers.append(tracker)

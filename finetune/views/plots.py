@@ -49,10 +49,7 @@ def _line_plot(records: list[dict], keys: list[str], title: str, target: Path) -
     fig, axes = plt.subplots(len(keys), 1, figsize=(6, 2.6 * len(keys)), squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         lines = series(records, key)
-        for label, points in lines.items():
-            whole = label == WHOLE_SPLIT  # one point at the end: a star that stands apart
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="*" if whole else "o",
-                    markersize=9 if whole else 3, label=label)
+        draw_series(ax, lines)
         if len(lines) > 1:
             ax.legend(fontsize="small")
         ax.set_ylabel(key)
@@ -76,6 +73,17 @@ def series(records: list[dict], key: str) -> dict[str | None, list[tuple]]:
             label = None if rows is None else (WHOLE_SPLIT if rows == "whole" else f"sample ({r.get('samples')} rows)")
             lines.setdefault(label, []).append((r["step"], r[key]))
     return lines
+
+
+def draw_series(ax, lines: dict[str | None, list[tuple]], name: str = "") -> None:
+    """The lines of `series` on `ax`, labelled `name, label`. The final whole-split evaluation is
+    one point, not part of the sampled curve: a large star in its own colour, unjoined."""
+    for label, points in lines.items():
+        whole = label == WHOLE_SPLIT
+        shown = ", ".join(part for part in (name, label) if part) or None
+        style = dict(linestyle="none", marker="*", markersize=14, color="tab:red", zorder=3) if whole else \
+            dict(marker="o", markersize=3)
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=shown, **style)
 
 
 def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import io
 
-from finetune.views.plots import _is_number, _pyplot, confusion_matrix_png
+from finetune.views.plots import _is_number, _pyplot, confusion_matrix_png, draw_series, series
 
 
 def data_uri(draw) -> str:
@@ -20,11 +20,20 @@ def training_curves(records: list[dict]) -> str:
     """Train and eval loss on one plot, the learning rate below it on the same step axis (the
     warmup shows as its ramp)."""
     plt = _pyplot()
+    fig = curves_figure(plt, records)
+    uri = data_uri(lambda target: fig.savefig(target, dpi=90, format="png"))
+    plt.close(fig)
+    return uri
+
+
+def curves_figure(plt, records: list[dict]):
+    """The figure of `training_curves`. An evaluation of the whole split at the end (after
+    evaluations of a sample) is its own marked point, not the sampled curve's last step."""
     fig, (losses, rates) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(2, 1))
-    for kind, style in (("train", "-"), ("eval", "o-")):
-        points = [(r["step"], r["loss"]) for r in records if r.get("type") == kind and _is_number(r.get("loss"))]
-        if points:
-            losses.plot(*zip(*points), style, markersize=4, label=f"{kind} loss")
+    train = [(r["step"], r["loss"]) for r in records if r.get("type") == "train" and _is_number(r.get("loss"))]
+    if train:
+        losses.plot(*zip(*train), "-", label="train loss")
+    draw_series(losses, series([r for r in records if r.get("type") == "eval"], "loss"), "eval loss")
     losses.set_ylabel("loss")
     losses.legend()
     losses.grid(alpha=0.3)
@@ -35,9 +44,7 @@ def training_curves(records: list[dict]) -> str:
     rates.set_xlabel("optimizer step")
     rates.grid(alpha=0.3)
     fig.tight_layout()
-    uri = data_uri(lambda target: fig.savefig(target, dpi=90, format="png"))
-    plt.close(fig)
-    return uri
+    return fig
 
 
 def confusion_matrix(records: list[dict]) -> str:

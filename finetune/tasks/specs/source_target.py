@@ -73,6 +73,13 @@ class SourceTargetSpec:
         prefix), which a user typing into `predict` or `chat` leaves out."""
         return [self.data.source_prefix + t for t in texts]
 
+    def user_inputs(self, texts: list[str]) -> list[str]:
+        """What a user gave `predict` or `chat`, as evaluation gives it to the model: with the
+        prefix, added unless the text starts with it already (a source copied from
+        predictions_<split>.jsonl, whose records hold it), so it is never there twice."""
+        prefix = self.data.source_prefix
+        return [t if prefix and t.startswith(prefix) else prefix + t for t in texts]
+
     def references(self, batch: dict[str, list]) -> list[list[str]]:
         """Every reference of each row: a column of lists gives several (SciTLDR dev)."""
         return [[_as_text(r) for r in v] if isinstance(v, (list, tuple)) else [_as_text(v)]
