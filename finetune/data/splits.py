@@ -18,7 +18,9 @@ from typing import Any, Callable
 from finetune.configuration.config import DataSection
 from finetune.errors import DataError
 from finetune.data import cache_entries
-from finetune.data.file_checks import explain_read_failure, first_undecodable_line
+from finetune.data import file_checks
+from finetune.data.file_checks import explain_read_failure, scan
+from finetune.data.text_cut import CHARS_PER_TOKEN
 from finetune.configuration.paths import resolve
 
 SplitCheck = Callable[[Any, str], None]  # (dataset split, its name): raises DataError
@@ -231,11 +233,18 @@ def _local_builder(data: DataSection) -> tuple[str, str, dict[str, Any]]:
                     "set data.format to csv, tsv, json, jsonl or parquet"
                 )
         if fmt != "parquet" and p.suffix != ".gz":
-            line = first_undecodable_line(p)
+            line, too_long = scan(p)
             if line is not None:
                 raise DataError(
                     f"data.files.{split}: '{path}' is not UTF-8 text (line {line} holds bytes that "
                     "do not decode); save the file as UTF-8"
+                )
+            if too_long is not None:
+                raise DataError(
+                    f"data.files.{split}: '{path}' line {too_long[0]} is longer than "
+                    f"{_size(file_checks.MAX_LINE_BYTES)}, too much to read in memory; shorten that row "
+                    f"(a text is cut to its token limit × {CHARS_PER_TOKEN} characters anyway)"
+                    + (", or write the file as JSON Lines, one row per line" if fmt == "json" else "")
                 )
         formats.add(fmt)
     if len(formats) > 1:
@@ -252,6 +261,10 @@ def _local_builder(data: DataSection) -> tuple[str, str, dict[str, Any]]:
     if fmt == "jsonl":
         return fmt, "json", {}
     return fmt, fmt, {}
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MB" if count >= 1 << 20 else f"{count} bytes"
 
 
 def _missing_split_message(data: DataSection, split: str, splits: dict) -> str:

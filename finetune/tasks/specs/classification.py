@@ -8,6 +8,7 @@ from typing import Any
 from finetune.data.column_checks import ROW_NOTE, check_label_spellings, check_labels, check_text, row_of, spelling
 from finetune.configuration.config import DataSection
 from finetune.data.splits import require_columns
+from finetune.data.text_cut import cut
 from finetune.errors import DataError
 
 
@@ -27,9 +28,10 @@ class ClassificationSpec:
         return [self.data.text_column, self.data.text_pair_column, self.data.label_column]
 
     def texts(self, batch: dict[str, list]) -> list[str]:
-        """What a tokenizer learnt from the data must read well: the text columns."""
+        """What a tokenizer learnt from the data must read well: the text columns (as far as the
+        model will read them)."""
         columns = [c for c in (self.data.text_column, self.data.text_pair_column) if c]
-        return [t for c in columns for t in batch[c] if isinstance(t, str)]
+        return cut([t for c in columns for t in batch[c] if isinstance(t, str)], self.data.max_length)
 
     # ------------------------------------------------------------------ labels
     def check_split(self, ds, split: str) -> None:
