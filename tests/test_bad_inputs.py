@@ -728,6 +728,16 @@ CASES = [
     ("config-control-character", cfg_edit("data.source_prefix", "translate\x1b[31m: "), "control character"),
     ("config-date-in-model-overrides", raw_yaml("task: sentiment\nmodel: {name_or_path: x, config_overrides: {d: 2024-01-01}}\ndata: {dataset: d}\n"), "as a date"),
     ("config-huge-integer", cfg_edit("model.config_overrides", {"n": 10**30}, "train"), "64-bit integer"),
+    # trust round 2, item 6: a label written two ways is refused, never a silent extra class
+    ("label-case-within-file", data_file("train", "t.jsonl", rows(("a", "positive"), ("b", "negative"), ("c", "Positive"))),
+     "t.jsonl: column 'label': labels 'positive' (row 1) and 'Positive' (row 3)"),
+    ("label-whitespace-within-csv", only_file("t.csv", "text,label\na,positive\nb,negative\nc,positive \n"),
+     "labels 'positive' (row 1) and 'positive ' (row 3) (data rows counted from 1) differ only by case or surrounding whitespace"),
+    ("label-case-train-vs-validation", data_file("validation", "v.jsonl", rows(("meh", "negative"), ("ok", "Positive"))),
+     "train.jsonl (row 9) and 'Positive' in"),
+    ("label-names-vs-data-whitespace", data_file("train", "t.jsonl", rows(("a", "positive"), ("b", " negative")), label_names=["negative", "positive"]),
+     "t.jsonl: column 'label', row 2 (data rows counted from 1): label ' negative' differs from 'negative' in data.label_names"),
+    ("label-names-differ-by-case", cfg_edit("data.label_names", ["pos", "neg", "Pos "]), "'pos' and 'Pos ' differ only by case"),
 ]
 
 
@@ -776,7 +786,7 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 129  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's
+    assert len(CASES) >= 148  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's; 148 with the labels written two ways (trust round 2)
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

@@ -271,3 +271,19 @@ def test_causal_lengths_count_prompt_and_target_together():
     with pytest.raises(ConfigError, match=r"data.max_source_length \+ data.max_target_length = 257: model 'm' takes at most 256"):
         check_lengths(cfg(129, 128), "causal", model)
     check_lengths(cfg(129, 128), "seq2seq", model)  # encoder and decoder each have their own
+
+
+def test_a_label_respelled_against_the_models_labels_is_named_with_its_row(tmp_path, tiny_bert):
+    """`finetune eval --split` on a file whose labels are the model's, written another way."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from finetune.data.splits import load_split
+
+    dev = _write(tmp_path, "csv", [("meh", "negative"), ("great", "Positive ")], name="dev")
+    data = DataSection(files={"train": _write(tmp_path, "csv"), "test": dev})
+    task = Task(ClassificationSpec(data), ClassifierArch(), EvalSection())
+    task.restore(AutoConfig.from_pretrained(tiny_bert, id2label={0: "negative", 1: "positive"}))
+    raw, _ = load_split(data, "test", check=task.check_split)
+    with pytest.raises(DataError, match=r"dev.csv: column 'label', row 2 .*: label 'Positive ' differs from "
+                                        r"'positive' in the model's labels only by case or surrounding whitespace"):
+        task.encode(raw, "test", AutoTokenizer.from_pretrained(tiny_bert))

@@ -151,11 +151,15 @@ class DataSection(Section):
     @field_validator("label_names")
     @classmethod
     def _distinct_label_names(cls, names: list[str] | None) -> list[str] | None:
-        seen = set()
+        seen: dict[str, str] = {}
         for name in names or []:
-            if name in seen:
+            if name in seen.values():
                 raise ValueError(f"data.label_names: '{name}' is listed twice; each class needs its own name")
-            seen.add(name)
+            # 'pos' and 'Pos ' would be two classes that a reader takes for one
+            other = seen.setdefault(name.strip().casefold(), name)
+            if other != name:
+                raise ValueError(f"data.label_names: {other!r} and {name!r} differ only by case or "
+                                 "surrounding whitespace; name each class one way")
         return names
 
 

@@ -59,6 +59,45 @@ def check_labels(ds, column: str, where: str) -> None:
             raise DataError(_bad_label(where, column, row, value))
 
 
+def spelling(label: Any) -> Any:
+    """What a class name means once case and surrounding whitespace are set aside: 'positive',
+    'Positive' and 'positive ' are one class written three ways."""
+    return label.strip().casefold() if isinstance(label, str) else label
+
+
+def check_label_spellings(ds, column: str, where: str, seen: dict) -> None:
+    """Refuse labels that differ only by case or surrounding whitespace: kept apart they would
+    silently make an extra class. `seen` (spelling -> (label, where, split)) carries the labels of
+    the splits checked before, so train and validation are held to one spelling too."""
+    labels = [v for v in ds.unique(column) if isinstance(v, str)]
+    mine: dict[Any, str] = {}
+    for label in labels:
+        other = mine.setdefault(spelling(label), label)
+        if other != label:
+            first, second = sorted((other, label), key=lambda v: row_of(ds, column, v))
+            raise DataError(
+                f"{where}: column '{column}': labels {first!r} (row {row_of(ds, column, first) + 1}) and "
+                f"{second!r} (row {row_of(ds, column, second) + 1}) {ROW_NOTE} differ only by case or "
+                "surrounding whitespace; write each class one way (they would become two classes)"
+            )
+    for key, label in mine.items():
+        known_label, known_where, known_ds = seen.setdefault(key, (label, where, ds))
+        if known_label != label:
+            raise DataError(
+                f"column '{column}': label {known_label!r} in {known_where} (row "
+                f"{row_of(known_ds, column, known_label) + 1}) and {label!r} in {where} (row "
+                f"{row_of(ds, column, label) + 1}) {ROW_NOTE} differ only by case or surrounding "
+                "whitespace; write each class one way in every file"
+            )
+
+
+def row_of(ds, column: str, value: Any) -> int:
+    """0-based row of the first occurrence of `value` (known to be there)."""
+    if _is_string(ds.features[column]):
+        return _first_index(ds, column, value)
+    return list(ds[column]).index(value)
+
+
 def _bad_label(where: str, column: str, row: int, value: Any) -> str:
     if value is None or value == "":
         what, fix = "has an empty label", "fill it in or drop the row"

@@ -11,12 +11,16 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from finetune.configuration.config import DataSection
 from finetune.errors import DataError
-from finetune.data.file_checks import explain_read_failure, first_undecodable_line
+from finetune.data import cache_entries
+from finetune.data import file_checks
+from finetune.data.file_checks import explain_read_failure, scan
+from finetune.data.text_cut import CHARS_PER_TOKEN
 from finetune.configuration.paths import resolve
 
 SplitCheck = Callable[[Any, str], None]  # (dataset split, its name): raises DataError
@@ -103,11 +107,11 @@ def require_columns(ds, columns: list[str], data: DataSection, split: str, role:
 def _read(data: DataSection):
     from datasets import load_dataset
 
+    cache_entries.start_reading()
     if data.files:
         fmt, builder, kwargs = _local_builder(data)
         try:
-            with _library_errors_silenced():
-                return load_dataset(builder, data_files=local_files(data), **kwargs)
+            return _load_local(data, builder, kwargs)
         except Exception as exc:  # pyarrow / pandas parse errors come in many types
             for split, path in local_files(data).items():
                 reason = explain_read_failure(Path(path), fmt)
@@ -129,6 +133,34 @@ def _read(data: DataSection):
         ) from exc
 
 
+def _load_local(data: DataSection, builder: str, kwargs: dict):
+    """The files as parsed by `datasets`, cached under finetune's cache keyed by their SHA-256.
+    (`datasets` alone keys a local file by its path and modification time, so a file rewritten
+    with its old mtime would be read as its stale rows.) The key becomes the builder's config
+    name, so each split's fingerprint, and with it the tokenized-data cache key, follows the
+    content too."""
+    from datasets import load_dataset
+
+    files = local_files(data)
+    key = cache_entries.content_key(
+        files={split: cache_entries.sha256_file(path) for split, path in files.items()},
+        builder=builder, options=kwargs,
+    )
+    name = f"files-{key[:20]}"
+    entry = cache_root(data) / "datasets" / name
+
+    def load():
+        with _library_errors_silenced():
+            return load_dataset(builder, name, data_files=files, cache_dir=str(entry), **kwargs)
+
+    def files_of(splits):
+        return [f["filename"] for split in splits.values() for f in split.cache_files]
+
+    # The library writes this entry under its own lock: with several processes an entry without
+    # a record yet may be one being written right now.
+    return cache_entries.reuse_or_rebuild(entry, key, load, files_of, unrecorded_is_damage=False)
+
+
 def _type_clash_between_files(builder: str, kwargs: dict, files: dict[str, str]) -> str | None:
     """The files are read together, so a column must have one type in all of them: labels 0/1 in
     train and names in validation fail inside pyarrow with a message naming neither. Read each
@@ -138,8 +170,9 @@ def _type_clash_between_files(builder: str, kwargs: dict, files: dict[str, str])
     seen: dict[str, tuple[str, str]] = {}  # column -> (its type, the file that first had it)
     for split, path in files.items():
         try:
-            with _library_errors_silenced():
-                features = load_dataset(builder, data_files={split: path}, **kwargs)[split].features
+            with _library_errors_silenced(), tempfile.TemporaryDirectory() as scratch:
+                features = load_dataset(builder, data_files={split: path}, cache_dir=scratch,
+                                        **kwargs)[split].features
         except Exception:  # this file alone is unreadable: the general message applies
             return None
         for column, feature in features.items():
@@ -200,11 +233,18 @@ def _local_builder(data: DataSection) -> tuple[str, str, dict[str, Any]]:
                     "set data.format to csv, tsv, json, jsonl or parquet"
                 )
         if fmt != "parquet" and p.suffix != ".gz":
-            line = first_undecodable_line(p)
+            line, too_long = scan(p)
             if line is not None:
                 raise DataError(
                     f"data.files.{split}: '{path}' is not UTF-8 text (line {line} holds bytes that "
                     "do not decode); save the file as UTF-8"
+                )
+            if too_long is not None:
+                raise DataError(
+                    f"data.files.{split}: '{path}' line {too_long[0]} is longer than "
+                    f"{_size(file_checks.MAX_LINE_BYTES)}, too much to read in memory; shorten that row "
+                    f"(a text is cut to its token limit × {CHARS_PER_TOKEN} characters anyway)"
+                    + (", or write the file as JSON Lines, one row per line" if fmt == "json" else "")
                 )
         formats.add(fmt)
     if len(formats) > 1:
@@ -221,6 +261,10 @@ def _local_builder(data: DataSection) -> tuple[str, str, dict[str, Any]]:
     if fmt == "jsonl":
         return fmt, "json", {}
     return fmt, fmt, {}
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MB" if count >= 1 << 20 else f"{count} bytes"
 
 
 def _missing_split_message(data: DataSection, split: str, splits: dict) -> str:
@@ -278,17 +322,29 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def cached_map(ds, fn: Callable, *, key: dict[str, Any], data: DataSection, remove_columns=None):
     """`ds.map(fn, batched=True)` stored under a name derived from `key` plus the dataset's own
-    fingerprint, so a change of tokenizer, length or columns makes a new cache entry."""
-    material = json.dumps({"dataset": ds._fingerprint, **key}, sort_keys=True, default=str)
+    fingerprint (which follows the data files' content, see `_load_local`, and the rows taken
+    from them), so a change of data, tokenizer, length or columns makes a new cache entry. The
+    entry is checked against its record before it is read (`cache_entries`)."""
+    material = json.dumps({"dataset": ds._fingerprint, "cache_format": 2, **key}, sort_keys=True, default=str)
     digest = hashlib.sha256(material.encode()).hexdigest()[:20]
     root = cache_root(data)
     root.mkdir(parents=True, exist_ok=True)
-    return ds.map(
-        fn,
-        batched=True,
-        remove_columns=remove_columns if remove_columns is not None else ds.column_names,
-        cache_file_name=str(root / f"tokenized-{digest}.arrow"),
-        load_from_cache_file=True,
-        new_fingerprint=digest,
-        desc="Tokenizing",
-    )
+    entry = root / f"tokenized-{digest}.arrow"
+
+    def tokenize():
+        return ds.map(
+            fn,
+            batched=True,
+            remove_columns=remove_columns if remove_columns is not None else ds.column_names,
+            cache_file_name=str(entry),
+            load_from_cache_file=True,
+            new_fingerprint=digest,
+            desc="Tokenizing",
+        )
+
+    def files_of(mapped):
+        return [f["filename"] for f in mapped.cache_files]
+
+    # datasets moves a finished file into place, and other processes read it only once the main
+    # one is done: an entry without a record is a write cut short.
+    return cache_entries.reuse_or_rebuild(entry, digest, tokenize, files_of, unrecorded_is_damage=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from finetune.configuration.config import RunConfig
+from finetune.data.file_checks import MAX_LINE_BYTES, scan
 from finetune.errors import DataError, RunDirError
 from finetune.storage.atomic_write import write_text_atomic
 
@@ -20,6 +21,10 @@ def read_texts(source: str, field: str = "text") -> list[str]:
     if source == "-":
         content = sys.stdin.read()
     elif Path(source).is_file():
+        _, too_long = scan(Path(source))  # a line past the limit would be held whole, several times
+        if too_long is not None:
+            raise DataError(f"{name} line {too_long[0]}: longer than {MAX_LINE_BYTES >> 20} MB, too much "
+                            "to read in memory; shorten it (a text is cut to the model's token limit anyway)")
         content = Path(source).read_text(encoding="utf-8")
     else:
         raise DataError(f"{name}: not found")

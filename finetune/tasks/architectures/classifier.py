@@ -4,6 +4,7 @@ text (and its pair) become tokens with a label id, and a batch becomes class pro
 from __future__ import annotations
 
 from finetune.data.splits import cached_map, require_columns, tokenizer_fingerprint
+from finetune.data.text_cut import char_limit, cut
 
 
 class ClassifierArch:
@@ -27,8 +28,8 @@ class ClassifierArch:
         max_length = data.max_length
 
         def tokenize(batch):
-            texts = [t if t is not None else "" for t in batch[text]]
-            pairs = [t if t is not None else "" for t in batch[pair]] if pair else None
+            texts = cut([t if t is not None else "" for t in batch[text]], max_length)
+            pairs = cut([t if t is not None else "" for t in batch[pair]], max_length) if pair else None
             out = tokenizer(texts, pairs, truncation=True, max_length=max_length)
             out["labels"] = [lookup[v] for v in batch[label]]
             return out
@@ -37,6 +38,7 @@ class ClassifierArch:
             "task": self.kind,
             "tokenizer": tokenizer_fingerprint(tokenizer),
             "max_length": max_length,
+            "cut_chars": char_limit(max_length),
             "columns": [text, pair, label],
             "labels": spec.label_names,
         }
@@ -70,7 +72,8 @@ class ClassifierArch:
         from finetune.data.long_inputs import pad_to_model
 
         def collate(rows):
-            batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=spec.data.max_length,
+            texts = cut([r["text"] for r in rows], spec.data.max_length)
+            batch = tokenizer(texts, truncation=True, max_length=spec.data.max_length,
                               padding=True, return_tensors="pt")
             return pad_to_model(batch, model_config, tokenizer)  # as in training
 

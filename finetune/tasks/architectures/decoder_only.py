@@ -4,6 +4,7 @@ target tokens count in the loss."""
 from __future__ import annotations
 
 from finetune.data.splits import cached_map
+from finetune.data.text_cut import cut
 from finetune.errors import ModelError
 from finetune.tasks.architectures.generator import IGNORE_INDEX, GeneratorArch, pad_batch
 
@@ -34,9 +35,8 @@ class DecoderOnlyArch(GeneratorArch):
         before, _, after = filled.partition(_MARK)
         head = tokenizer(before)["input_ids"] if before else tokenizer("")["input_ids"]
         tail = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
-        bodies = tokenizer(
-            sources, add_special_tokens=False, truncation=True, max_length=spec.data.max_source_length
-        )["input_ids"]
+        limit = spec.data.max_source_length
+        bodies = tokenizer(cut(sources, limit), add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
         return [head + body + tail for body in bodies]
 
     def encode(self, spec, ds, split: str, tokenizer):
@@ -47,7 +47,7 @@ class DecoderOnlyArch(GeneratorArch):
         def tokenize(batch):
             prompts = self.prompt_ids(spec, spec.sources(batch), tokenizer)
             targets = tokenizer(
-                spec.targets(batch), add_special_tokens=False, truncation=True,
+                cut(spec.targets(batch), d.max_target_length), add_special_tokens=False, truncation=True,
                 max_length=max(d.max_target_length - 1, 1),
             )["input_ids"]
             ids, labels = [], []

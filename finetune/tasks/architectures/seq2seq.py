@@ -4,6 +4,7 @@ decoder's label sequence."""
 from __future__ import annotations
 
 from finetune.data.splits import cached_map
+from finetune.data.text_cut import cut
 from finetune.tasks.architectures.generator import IGNORE_INDEX, GeneratorArch
 
 
@@ -16,9 +17,11 @@ class Seq2SeqArch(GeneratorArch):
         d = spec.data
 
         def tokenize(batch):
-            out = tokenizer(spec.sources(batch), truncation=True, max_length=d.max_source_length)
+            out = tokenizer(cut(spec.sources(batch), d.max_source_length), truncation=True,
+                            max_length=d.max_source_length)
             # text_target: tokenizers with a separate target vocabulary (Marian) use it here.
-            labels = tokenizer(text_target=spec.targets(batch), truncation=True, max_length=d.max_target_length)
+            labels = tokenizer(text_target=cut(spec.targets(batch), d.max_target_length), truncation=True,
+                               max_length=d.max_target_length)
             out["labels"] = labels["input_ids"]
             return out
 
@@ -34,7 +37,8 @@ class Seq2SeqArch(GeneratorArch):
         )
 
     def prompt_ids(self, spec, sources, tokenizer):
-        return tokenizer(sources, truncation=True, max_length=spec.data.max_source_length)["input_ids"]
+        limit = spec.data.max_source_length
+        return tokenizer(cut(sources, limit), truncation=True, max_length=limit)["input_ids"]
 
     def decode(self, generated, prompt_width: int, tokenizer):
         texts = tokenizer.batch_decode(generated, skip_special_tokens=True)

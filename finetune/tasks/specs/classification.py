@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune.data.column_checks import check_labels, check_text
+from finetune.data.column_checks import ROW_NOTE, check_label_spellings, check_labels, check_text, row_of, spelling
 from finetune.configuration.config import DataSection
 from finetune.data.splits import require_columns
+from finetune.data.text_cut import cut
 from finetune.errors import DataError
 
 
@@ -21,14 +22,16 @@ class ClassificationSpec:
 
     def __init__(self, data: DataSection):
         self.data = data
+        self._spellings: dict = {}  # the labels of the splits checked so far, by spelling
 
     def columns(self) -> list[str]:
         return [self.data.text_column, self.data.text_pair_column, self.data.label_column]
 
     def texts(self, batch: dict[str, list]) -> list[str]:
-        """What a tokenizer learnt from the data must read well: the text columns."""
+        """What a tokenizer learnt from the data must read well: the text columns (as far as the
+        model will read them)."""
         columns = [c for c in (self.data.text_column, self.data.text_pair_column) if c]
-        return [t for c in columns for t in batch[c] if isinstance(t, str)]
+        return cut([t for c in columns for t in batch[c] if isinstance(t, str)], self.data.max_length)
 
     # ------------------------------------------------------------------ labels
     def check_split(self, ds, split: str) -> None:
@@ -38,6 +41,11 @@ class ClassificationSpec:
         if d.text_pair_column:
             check_text(ds, d.text_pair_column, self._where(split), "data.text_pair_column")
         check_labels(ds, d.label_column, self._where(split))
+        check_label_spellings(ds, d.label_column, self._where(split), self._spellings)
+        if d.label_names is not None:
+            for label in ds.unique(d.label_column):
+                if isinstance(label, str) and label not in d.label_names:
+                    self._refuse_respelling(label, d.label_names, "data.label_names", ds, split)
 
     def fit_to_data(self, splits) -> None:
         train = splits[self.data.train_split]
@@ -90,6 +98,18 @@ class ClassificationSpec:
             return list(data.label_names)
         return names
 
+    def _refuse_respelling(self, label: str, known: list[str], known_as: str, ds, split: str) -> None:
+        """A label missing from `known` only because of its case or surrounding whitespace gets
+        its own message (with its row), not the general "unknown label" one."""
+        same = [k for k in known if spelling(k) == spelling(label)]
+        if same:
+            column = self.data.label_column
+            raise DataError(
+                f"{self._where(split)}: column '{column}', row {row_of(ds, column, label) + 1} {ROW_NOTE}: "
+                f"label {label!r} differs from {same[0]!r} in {known_as} only by case or surrounding "
+                f"whitespace; write it {same[0]!r}"
+            )
+
     def label_ids(self, ds, split: str) -> dict[Any, int]:
         """Map every label value of this split to an id, refusing labels the model lacks."""
         lookup: dict[Any, int] = {name: i for i, name in enumerate(self.label_names)}
@@ -102,6 +122,8 @@ class ClassificationSpec:
             elif str(value) in lookup:
                 lookup[raw] = lookup[str(value)]
                 continue
+            if isinstance(raw, str):
+                self._refuse_respelling(raw, self.label_names, "the model's labels", ds, split)
             raise DataError(
                 f"{self._where(split)}: label {value!r} in column '{self.data.label_column}' "
                 f"is not one of the known labels {self.label_names}; fix the data or data.label_names"

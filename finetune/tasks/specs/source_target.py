@@ -9,6 +9,7 @@ from typing import Any
 from finetune.data.column_checks import check_text
 from finetune.configuration.config import DataSection
 from finetune.data.splits import require_columns, source_name
+from finetune.data.text_cut import CHARS_PER_TOKEN, cut
 
 
 class SourceTargetSpec:
@@ -86,8 +87,10 @@ class SourceTargetSpec:
                 for v in self.target_values(batch)]
 
     def texts(self, batch: dict[str, list]) -> list[str]:
-        """What a tokenizer learnt from the data must read well: sources and targets."""
-        return self.sources(batch) + self.targets(batch)
+        """What a tokenizer learnt from the data must read well: sources and targets (as far as
+        the model will read them)."""
+        d = self.data
+        return cut(self.sources(batch), d.max_source_length) + cut(self.targets(batch), d.max_target_length)
 
     def targets(self, batch: dict[str, list]) -> list[str]:
         """The training target: the first reference (train splits hold one)."""
@@ -101,6 +104,7 @@ class SourceTargetSpec:
             "columns": self.columns(),
             "langs": [d.source_lang, d.target_lang],
             "prefix": d.source_prefix,
+            "cut": CHARS_PER_TOKEN,  # texts are cut to lengths × this many characters first
         }
 
     def compute_metrics(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
