@@ -637,6 +637,7 @@ CASES = [
     ("chat-on-a-classification-run", lambda tmp, cfg, model: ["cli", "chat", str(finished_run(tmp, cfg))], "use finetune predict"),
     ("tracker-unknown", cfg_edit("training.report_to", ["mlfow"]), "training.report_to"),
     ("tracker-package-missing", cfg_edit("training.report_to", ["tensorboard", "comet_ml"], "train"), "pip install comet-ml"),
+    ("chunked-loss-on-classifier", cfg_edit("training.chunked_loss", True, "train"), "training.chunked_loss"),
     # report and attention (issue 13, items 9-10): a user's report.html is kept; options name themselves
     ("report-html-not-ours", users_report, "report.html': exists and is not the report finetune wrote"),
     ("report-not-a-run", lambda tmp, cfg, model: ["cli", "report", str(tmp)], "is not a run directory"),

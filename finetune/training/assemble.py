@@ -46,6 +46,7 @@ class Run:
     progress: Any = None  # the loop's bar or log lines (training/progress.py), while it runs
     stopped_early: str = ""  # why training.early_stopping_patience ended the run, if it did
     weight_average: Any = None  # training.ema_decay (weight_average.py)
+    chunked_loss: Any = None  # training.chunked_loss (chunked_loss.py); None: the plain loss
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
@@ -68,6 +69,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.training.tracking import MetricsLog
     from finetune.training.trackers import check_trackers, start_trackers
     from finetune.training.weight_average import make_weight_average
+    from finetune.training.chunked_loss import choose as choose_chunked_loss
 
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
@@ -118,6 +120,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         packing.install(model, task.kind)
     if cfg.training.compile:
         model.compile(dynamic=True)  # in place: same module, same state_dict keys, hooks kept
+    chunked_loss = choose_chunked_loss(cfg.training.chunked_loss, task.kind, model, cfg.training.label_smoothing)
     trainable, total = count_parameters(model)
     accelerator.print(
         f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
@@ -167,6 +170,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
         final_eval=final_eval, weight_average=make_weight_average(cfg, accelerator, model),
+        chunked_loss=chunked_loss,
     )
 
 

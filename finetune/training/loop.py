@@ -114,7 +114,7 @@ class _Steps:
         run, pos, acc, model = self.run, self.pos, self.run.accelerator, self.run.model
         pos.batches_in_epoch += 1
         with acc.accumulate(model):
-            loss = self.loss(model(**batch), batch)
+            loss = self.loss(model, batch)
             if pos.step + 1 == self.poison_step:
                 loss = loss * float("nan")
             if self.guard.finite(loss):
@@ -137,7 +137,11 @@ class _Steps:
         self.progress.step()
         return True
 
-    def loss(self, out, batch):
+    def loss(self, model, batch):
+        chunked = self.run.chunked_loss  # training.chunked_loss: no full logits (chunked_loss.py)
+        if chunked is not None and chunked.applies(model, batch):
+            return chunked(model, batch, self.run.accelerator.autocast)
+        out = model(**batch)
         eps = self.cfg.label_smoothing
         if not eps:
             return out.loss
