@@ -49,7 +49,9 @@ class Run:
     chunked_loss: Any = None  # training.chunked_loss (chunked_loss.py); None: the plain loss
 
 
-def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list) -> Run:
+def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list,
+          check_memory: bool = True) -> Run:
+    """`check_memory`: refuse a run the memory plan predicts will not fit (planning/)."""
     from accelerate.utils import set_seed
 
     from finetune.model.attn_kernel import check_trainable
@@ -70,6 +72,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.training.trackers import check_trackers, start_trackers
     from finetune.training.weight_average import make_weight_average
     from finetune.training.chunked_loss import choose as choose_chunked_loss
+    from finetune.planning.estimate import Lengths, plan_run
 
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
@@ -98,6 +101,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     if sample and sample < len(eval_raw):  # the same seeded permutation of both: rows stay paired
         eval_raw = eval_raw.shuffle(seed=cfg.training.seed).select(range(sample))
         eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
+
+    # Before the model loads: its config and the tokenized split are enough to plan memory.
+    plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind), accelerator.device,
+             accelerator.num_processes, check=check_memory, say=accelerator.print)
 
     bf16_on_cpu = cfg.training.mixed_precision == "bf16" and accelerator.device.type == "cpu"
     model = load_model(cfg.model, task.auto_class, config=model_config, bf16_on_cpu=bf16_on_cpu, **task.model_kwargs())
