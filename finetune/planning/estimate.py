@@ -106,11 +106,10 @@ class Plan:
         return {**asdict(self), "peak_bytes": self.peak}
 
 
-def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, *, check: bool,
-             say=print) -> Plan | None:
-    """`train`'s plan: printed as one line, and (with `check`) a run predicted not to fit its
-    device is refused before the model loads. A plan that cannot be made (a model family the
-    meta device does not build) is said and skipped, never a reason not to train."""
+def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, *, check: bool) -> str:
+    """`train`'s plan, made before the model loads: with `check`, a run predicted not to fit
+    its device is refused (ConfigError). Returns the line to print. A plan that cannot be made
+    (a family the meta device does not build) is said so, never a reason not to train."""
     from finetune.errors import FinetuneError
     from finetune.planning.memory import check_fits, resident_bytes
 
@@ -125,12 +124,10 @@ def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, 
     except FinetuneError:
         raise
     except Exception as exc:  # noqa: BLE001 - the plan is advice; training goes on without it
-        say(f"memory plan: not available ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-        return None
-    say(plan.summary())
+        return f"memory plan: not available ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
     if check:
         check_fits(plan, device, replan)
-    return plan
+    return plan.summary()
 
 
 def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, device_type: str,
@@ -143,7 +140,8 @@ def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, devic
 
     t = cfg.training
     lora = cfg.lora.enabled if lora is None else lora
-    batch = batch_size or t.batch_size
+    # A batch holds no more rows than a process's share of the split.
+    batch = min(batch_size or t.batch_size, max(1, math.ceil(lengths.rows / processes)))
     model, kernel, checkpointing_on = meta_model(
         cfg, model_config, task, device_type, lora=lora,
         checkpointing=t.activation_checkpointing if checkpointing is None else checkpointing)

@@ -103,8 +103,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
 
     # Before the model loads: its config and the tokenized split are enough to plan memory.
-    plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind), accelerator.device,
-             accelerator.num_processes, check=check_memory, say=accelerator.print)
+    memory_plan = plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind), accelerator.device,
+                           accelerator.num_processes, check=check_memory)
 
     bf16_on_cpu = cfg.training.mixed_precision == "bf16" and accelerator.device.type == "cpu"
     model = load_model(cfg.model, task.auto_class, config=model_config, bf16_on_cpu=bf16_on_cpu, **task.model_kwargs())
@@ -129,6 +129,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         model.compile(dynamic=True)  # in place: same module, same state_dict keys, hooks kept
     chunked_loss = choose_chunked_loss(cfg.training.chunked_loss, task.kind, model, cfg.training.label_smoothing)
     trainable, total = count_parameters(model)
+    accelerator.print(memory_plan)
     accelerator.print(
         f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
         + (", activation checkpointing on" if checkpointing else "")
