@@ -84,7 +84,7 @@ def test_parameters_exact_and_bytes_by_formula(llama, data):
     kv = config.num_key_value_heads * h // config.num_attention_heads
     per_token = 4 * (2 * h + 3 * h + 2 * kv + 4 * i) + 8 * h  # documented in planning/activations.py
     assert b["activations"] == (layers + 1) * batch * tokens * per_token + 2 * batch * tokens * h * 4
-    assert b["logits"] == batch * tokens * config.vocab_size * 12  # fp32 logits, log-softmax, gradient
+    assert b["logits"] == batch * tokens * config.vocab_size * 16  # fp32 logits, log-softmax, 2 gradients
     assert plan.peak == sum(b.values()) and not plan.chunked_loss
     assert (plan.steps_per_epoch, plan.total_steps, plan.tokens_per_epoch) == (3, 9, 250)  # 10 rows / 4, 3 epochs
 
@@ -123,7 +123,9 @@ def test_plan_reads_no_weights(tmp_path, llama, data):
 def test_measure_runs_real_steps_in_a_throwaway_directory(tmp_path, llama, data):
     result = run_cli("plan", _yaml(tmp_path, llama, data), "--measure", "2", "--json", env=ENV)
     assert result.returncode == 0, result.stderr
-    measured = json.loads(result.stdout)["measured"]
+    plan = json.loads(result.stdout)
+    measured = plan["measured"]
+    assert plan["predicted_seconds"]["run"] == pytest.approx(measured["seconds_per_step"] * plan["total_steps"])
     assert measured["steps"] == 2 and measured["what"] == "peak RSS"
     assert measured["peak_bytes"] > 0 and measured["seconds_per_step"] > 0
     assert not (tmp_path / "run").exists()  # the config's output_dir is never written

@@ -83,7 +83,7 @@ def activation_bytes(shape: Shape, *, batch: int, tokens: int, encoder_tokens: i
 
 
 def logits_bytes(positions: int, vocab: int, width: int) -> int:
-    """A language-model head over `positions`: its output, the fp32 copy the loss takes (none
-    when already fp32), the saved log-softmax and the fp32 gradient (and its cast back)."""
-    per_value = 12 if width == 4 else 16
-    return positions * vocab * per_value
+    """A language-model head over `positions`, at the loss's backward, where most is alive at
+    once: the head's output (kept by the model's output), the saved fp32 log-softmax, the
+    gradient reaching it and the gradient it passes on (both fp32)."""
+    return positions * vocab * (width + 12)

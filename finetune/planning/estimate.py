@@ -104,7 +104,11 @@ class Plan:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "peak_bytes": self.peak}
+        out = {**asdict(self), "peak_bytes": self.peak}
+        if self.measured:
+            per_step = self.measured["seconds_per_step"]
+            out["predicted_seconds"] = {"epoch": per_step * self.steps_per_epoch, "run": per_step * self.total_steps}
+        return out
 
 
 def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, *, check: bool) -> str:
