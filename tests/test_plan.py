@@ -86,6 +86,13 @@ def test_parameters_exact_and_bytes_by_formula(llama, data):
     assert b["activations"] == (layers + 1) * batch * tokens * per_token + 2 * batch * tokens * h * 4
     assert b["logits"] == batch * tokens * config.vocab_size * 16  # fp32 logits, log-softmax, 2 gradients
     assert plan.peak == sum(b.values()) and not plan.chunked_loss
+    # Evaluation: no gradients; one layer at a time and the whole logits with their fp32 copy
+    # and log-softmax (eval.batch_size 32, capped at the eval split's 3 rows).
+    evaluation = estimate(cfg, config, task, Lengths(rows=10, tokens=250, longest=tokens, eval_rows=3),
+                          processes=1, device_type="cpu")
+    assert evaluation.eval_batch_size == 3
+    assert evaluation.eval_bytes == 3 * tokens * per_token + 3 * tokens * config.vocab_size * (4 + 8)
+    assert evaluation.eval_peak == 4 * n + 8 * n + evaluation.eval_bytes  # weights, AdamW state, evaluation
     assert (plan.steps_per_epoch, plan.total_steps, plan.tokens_per_epoch) == (3, 9, 250)  # 10 rows / 4, 3 epochs
 
     lora = estimate(_cfg(llama, data) .model_copy(update={"lora": cfg.lora.model_copy(update={"enabled": True})}),
@@ -171,3 +178,13 @@ def test_the_refusal_names_a_change_that_fits(llama, data, monkeypatch):
     assert "training.batch_size=8 training.gradient_accumulation_steps=16" in message
     monkeypatch.setenv(memory.AVAILABLE_ENV, "1000")
     memory.check_fits(plan, torch.device("cpu"), replan)  # fits: no error
+
+    # Training fits, an evaluation batch does not: the line names eval.batch_size.
+    small = replan(batch_size=1)
+    evaluating = estimate(cfg, config, task, lengths, processes=1, device_type="cpu", batch_size=1, eval_batch_size=64)
+    assert evaluating.eval_peak > small.peak
+    monkeypatch.setenv(memory.AVAILABLE_ENV, str((small.peak + evaluating.eval_peak) / 2 / 1e9))
+    with pytest.raises(ConfigError, match=r"evaluation needs about .* set eval.batch_size=\d+"):
+        memory.check_fits(evaluating, torch.device("cpu"),
+                          lambda **c: estimate(cfg, config, task, lengths, processes=1, device_type="cpu",
+                                               batch_size=1, **{"eval_batch_size": 64, **c}))

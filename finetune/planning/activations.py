@@ -87,3 +87,14 @@ def logits_bytes(positions: int, vocab: int, width: int) -> int:
     once: the head's output (kept by the model's output), the saved fp32 log-softmax, the
     gradient reaching it and the gradient it passes on (both fp32)."""
     return positions * vocab * (width + 12)
+
+
+def evaluation_bytes(shape: Shape, *, batch: int, tokens: int, encoder_tokens: int, width: int,
+                     lm_head: bool) -> int:
+    """An evaluation batch without gradients: one layer's tensors at a time, and a language
+    model's full logits with the fp32 copy and log-softmax the per-token loss takes (the
+    evaluation keeps the plain path: its logits are read whole)."""
+    widest = max(tokens, encoder_tokens)
+    layer = batch * widest * per_token_layer(shape, width, widest, eager=False)
+    logits = batch * tokens * shape.vocab * (width + 8) if lm_head else 0
+    return layer + logits

@@ -37,6 +37,7 @@ def _lengths(cfg, task, model_config):
     task.fit_to_data(splits)
     train = splits[cfg.data.train_split]
     d = cfg.data
+    eval_rows = len(splits[d.eval_split]) if d.eval_split in splits else None
     if cfg.model.tokenizer.train:
         from finetune.model.load import with_fields
 
@@ -45,7 +46,7 @@ def _lengths(cfg, task, model_config):
                    "seq2seq": d.max_source_length}[task.kind]
         target = d.max_target_length if task.kind == "seq2seq" else 0
         return Lengths(rows=len(train), tokens=len(train) * (longest + target), longest=longest,
-                       longest_target=target, exact=False), model_config
+                       longest_target=target, exact=False, eval_rows=eval_rows), model_config
     tokenizer = load_tokenizer(cfg.model)
     task.prepare_tokenizer(tokenizer)
-    return Lengths.of_split(task.encode(train, d.train_split, tokenizer), task.kind), model_config
+    return Lengths.of_split(task.encode(train, d.train_split, tokenizer), task.kind, eval_rows), model_config

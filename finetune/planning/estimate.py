@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from finetune.planning import precision
-from finetune.planning.activations import Shape, activation_bytes, logits_bytes
+from finetune.planning.activations import Shape, activation_bytes, evaluation_bytes, logits_bytes
 
 GB = 1e9
 PARTS = ("weights", "gradients", "optimizer", "activations", "logits", "ddp_buckets", "runtime")
@@ -27,14 +27,16 @@ class Lengths:
     longest: int  # input tokens per row (decoder-only: prompt and target)
     longest_target: int = 0  # encoder-decoder: decoder tokens per row
     exact: bool = True
+    eval_rows: int | None = None  # rows of the evaluation split, where known
 
     @classmethod
-    def of_split(cls, ds, kind: str) -> "Lengths":
+    def of_split(cls, ds, kind: str, eval_rows: int | None = None) -> "Lengths":
         """Counted by Arrow on the tokenized split (67k SST-2 rows: a millisecond, where Python
         lists took seconds)."""
         inputs = _row_lengths(ds, "input_ids")
         targets = _row_lengths(ds, "labels") if kind == "seq2seq" else (0, 0)
-        return cls(rows=len(ds), tokens=inputs[0] + targets[0], longest=inputs[1], longest_target=targets[1])
+        return cls(rows=len(ds), tokens=inputs[0] + targets[0], longest=inputs[1], longest_target=targets[1],
+                   eval_rows=eval_rows)
 
 
 @dataclass
@@ -60,10 +62,23 @@ class Plan:
     total_steps: int = 0
     notes: list = field(default_factory=list)
     measured: dict = field(default_factory=dict)  # --measure: peak_bytes, seconds_per_step, ...
+    eval_batch_size: int = 0
+    eval_bytes: int = 0  # an evaluation's own activations and logits (no gradients then)
 
     @property
     def peak(self) -> int:
+        """The training step's peak."""
         return sum(self.bytes.values())
+
+    @property
+    def eval_peak(self) -> int:
+        """An evaluation during training: gradients are freed, optimizer state stays."""
+        b = self.bytes
+        return b["weights"] + b["optimizer"] + b["ddp_buckets"] + b["runtime"] + self.eval_bytes
+
+    @property
+    def needed(self) -> int:
+        return max(self.peak, self.eval_peak)
 
     def summary(self) -> str:
         """The one line `train` prints before its first step."""
@@ -72,7 +87,9 @@ class Plan:
                 f"(weights {b['weights'] / GB:.2f}, gradients {b['gradients'] / GB:.2f}, optimizer "
                 f"{b['optimizer'] / GB:.2f}, activations {(b['activations'] + b['logits']) / GB:.2f}); "
                 f"{self.params_trainable:,} of {self.params_total:,} parameters trained; "
-                f"{self.tokens_per_epoch:,} tokens per epoch")
+                f"{self.tokens_per_epoch:,} tokens per epoch"
+                + (f"; evaluation peak {self.eval_peak / GB:.2f} GB (eval.batch_size {self.eval_batch_size})"
+                   if self.eval_peak > self.peak else ""))
 
     def table(self) -> str:
         rows = [("model", self.model),
@@ -87,6 +104,8 @@ class Plan:
                 ("", ""), ("memory per process", "")]
         rows += [(f"  {PART_NAMES[p]}", f"{self.bytes[p] / GB:9.3f} GB") for p in PARTS if self.bytes.get(p)]
         rows += [("  predicted peak", f"{self.peak / GB:9.3f} GB")]
+        rows += [("  evaluation peak", f"{self.eval_peak / GB:9.3f} GB (eval.batch_size {self.eval_batch_size}, "
+                                       "no gradients)")]
         if self.measured:
             m = self.measured
             rows += [("  measured peak", f"{m['peak_bytes'] / GB:9.3f} GB ({m['what']}, {m['steps']} steps; "
@@ -104,7 +123,7 @@ class Plan:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
     def as_dict(self) -> dict:
-        out = {**asdict(self), "peak_bytes": self.peak}
+        out = {**asdict(self), "peak_bytes": self.peak, "eval_peak_bytes": self.eval_peak}
         if self.measured:
             per_step = self.measured["seconds_per_step"]
             out["predicted_seconds"] = {"epoch": per_step * self.steps_per_epoch, "run": per_step * self.total_steps}
@@ -137,9 +156,11 @@ def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, 
 
 def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, device_type: str,
              runtime_bytes: int = 0, lora: bool | None = None, batch_size: int | None = None,
-             checkpointing: bool | str | None = None, chunked: bool | str | None = None) -> Plan:
+             checkpointing: bool | str | None = None, chunked: bool | str | None = None,
+             eval_batch_size: int | None = None) -> Plan:
     """The plan of `cfg` on `model_config` for the training split `lengths`. The keyword
-    overrides (lora, batch_size, checkpointing, chunked) let `memory.py` try what to change."""
+    overrides (lora, batch_size, checkpointing, chunked, eval_batch_size) let `memory.py` try
+    what to change."""
     from finetune.planning.meta_model import meta_model
     from finetune.training import chunked_loss as cl
 
@@ -174,6 +195,11 @@ def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, devic
         if chunked_on:
             positions = min(positions, max(1, cl.CHUNK_LOGITS // shape.vocab))
         sizes["logits"] = logits_bytes(positions, shape.vocab, width)
+    eval_batch = eval_batch_size or cfg.eval.batch_size
+    if lengths.eval_rows:
+        eval_batch = min(eval_batch, max(1, math.ceil(lengths.eval_rows / processes)))
+    eval_bytes = evaluation_bytes(shape, batch=eval_batch, tokens=decoder_tokens, encoder_tokens=encoder_tokens,
+                                  width=width, lm_head=task.kind in ("causal", "seq2seq"))
     sizes["ddp_buckets"] = sizes["gradients"] if processes > 1 else 0
     sizes["runtime"] = runtime_bytes
     notes = []
@@ -193,6 +219,7 @@ def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, devic
         tokens_per_row=lengths.longest, target_tokens_per_row=lengths.longest_target if task.kind == "seq2seq" else 0,
         bytes=sizes, tokens_per_epoch=lengths.tokens, tokens_exact=lengths.exact, steps_per_epoch=steps_per_epoch,
         total_steps=t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch)), notes=notes,
+        eval_batch_size=eval_batch, eval_bytes=eval_bytes,
     )
 
 

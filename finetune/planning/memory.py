@@ -74,24 +74,41 @@ def _meminfo(field: str) -> int | None:
 
 
 def check_fits(plan, device, replan) -> None:
-    """Refuse a run predicted not to fit. `replan(**changes)`: the plan with lora,
-    batch_size, checkpointing or chunked changed (estimate.estimate's keywords)."""
+    """Refuse a run predicted not to fit, in training or in its evaluations. `replan(**changes)`:
+    the plan with lora, batch_size, checkpointing, chunked or eval_batch_size changed
+    (estimate.estimate's keywords)."""
     limit, where = available(device)
-    if limit is None or plan.peak <= limit:
+    if limit is None or plan.needed <= limit:
         return
-    changes = suggestions(plan, limit, replan)
-    advice = (f"set {' or '.join(changes)}" if changes else
-              "even batch 1 with LoRA would not fit: use a machine with more memory or a smaller model")
-    raise ConfigError(
-        f"memory plan: training needs about {plan.peak / 1e9:.1f} GB per process (weights "
-        f"{plan.bytes['weights'] / 1e9:.1f}, gradients {plan.bytes['gradients'] / 1e9:.1f}, optimizer "
-        f"{plan.bytes['optimizer'] / 1e9:.1f}, activations {(plan.bytes['activations'] + plan.bytes['logits']) / 1e9:.1f}) "
-        f"and {where} is {limit / 1e9:.1f} GB; {advice}, or pass {IGNORE_FLAG} to try anyway"
-    )
+    changes = suggestions(plan, limit, replan) if plan.peak > limit else []
+    evaluation = plan.eval_peak > limit
+    eval_change = _eval_batch(plan, limit, replan) if evaluation else None
+    if plan.peak > limit and not changes:
+        advice = "even batch 1 with LoRA would not fit: use a machine with more memory or a smaller model"
+    elif evaluation and not eval_change:
+        advice = "even an evaluation batch of 1 would not fit: use a machine with more memory or a smaller model"
+    else:
+        advice = "set " + " and ".join(filter(None, [" or ".join(changes), eval_change]))
+    b = plan.bytes
+    what = (f"training needs about {plan.peak / 1e9:.1f} GB per process (weights {b['weights'] / 1e9:.1f}, "
+            f"gradients {b['gradients'] / 1e9:.1f}, optimizer {b['optimizer'] / 1e9:.1f}, activations "
+            f"{(b['activations'] + b['logits']) / 1e9:.1f})" if plan.peak > limit else
+            f"evaluation needs about {plan.eval_peak / 1e9:.1f} GB per process (eval.batch_size {plan.eval_batch_size})")
+    raise ConfigError(f"memory plan: {what} and {where} is {limit / 1e9:.1f} GB; {advice}, "
+                      f"or pass {IGNORE_FLAG} to try anyway")
+
+
+def _eval_batch(plan, limit: int, replan) -> str | None:
+    batch = plan.eval_batch_size // 2
+    while batch >= 1:
+        if replan(eval_batch_size=batch).eval_peak <= limit:
+            return f"eval.batch_size={batch}"
+        batch //= 2
+    return None
 
 
 def suggestions(plan, limit: int, replan) -> list[str]:
-    """The single changes, each of which would fit, cheapest to the run first."""
+    """The single changes to training, each of which would fit, cheapest to the run first."""
     def fits(**change) -> bool:
         try:
             return replan(**change).peak <= limit

@@ -103,8 +103,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
 
     # Before the model loads: its config and the tokenized split are enough to plan memory.
-    memory_plan = plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind), accelerator.device,
-                           accelerator.num_processes, check=check_memory)
+    memory_plan = plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind, len(whole_ds)),
+                           accelerator.device, accelerator.num_processes, check=check_memory)
 
     bf16_on_cpu = cfg.training.mixed_precision == "bf16" and accelerator.device.type == "cpu"
     model = load_model(cfg.model, task.auto_class, config=model_config, bf16_on_cpu=bf16_on_cpu, **task.model_kwargs())
