@@ -62,6 +62,8 @@ def train(
         help="Continue from the newest checkpoint of the run directory (`--resume`), or from PATH "
         "(`--resume PATH`: a run directory or one of its checkpoints).",
     ),
+    ignore_memory_plan: bool = typer.Option(
+        False, "--ignore-memory-plan", help="Train even where the memory plan predicts the run will not fit."),
 ) -> None:
     """Train a model as the config describes; writes the run directory."""
     from finetune.configuration.loading import default_output_dir, load_config
@@ -72,8 +74,36 @@ def train(
     offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
     out = Path(cfg.training.output_dir or default_output_dir(config))
     cfg.training.output_dir = str(out)
-    metrics = run_training(cfg, out, overwrite=overwrite, resume=resume, config_file=config)
+    metrics = run_training(cfg, out, overwrite=overwrite, resume=resume, config_file=config,
+                           check_memory=not ignore_memory_plan)
     print_result(f"run saved to {out}", metrics)
+
+
+@app.command()
+def plan(
+    config: Path = typer.Argument(..., help="The run's YAML file, or a recipe's name.", callback=config_or_recipe),
+    overrides: Optional[List[str]] = OVERRIDES,
+    measure: int = typer.Option(0, "--measure", min=0, help="Also run N real training steps (in a throwaway "
+                                "directory) and report the measured peak and seconds per step."),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Processes to plan for "
+                                            "(default: WORLD_SIZE, else 1)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object, for scripts."),
+) -> None:
+    """What a run will need before it starts: parameters, memory per process (weights, gradients,
+    optimizer state, activations), the predicted peak, tokens and steps per epoch. The model is
+    built from its config alone (no weights read)."""
+    from finetune.planning.command import make_plan
+    from finetune.model.hub_reach import offline_unless_reachable
+    from finetune.configuration.loading import load_config
+
+    cfg = load_config(config, overrides or [])
+    offline_unless_reachable([cfg.model.name_or_path, cfg.data.dataset])
+    the_plan = make_plan(cfg, processes)
+    if measure:
+        from finetune.training.loop import measure_steps
+
+        the_plan.measured = measure_steps(cfg, measure)
+    typer.echo(json.dumps(the_plan.as_dict(), indent=2) if as_json else the_plan.table())
 
 
 @app.command("eval")

@@ -58,6 +58,18 @@ def cfg_edit(dotted, value, command="validate"):
     return make
 
 
+def memory_capped(gb: str):
+    """train with FINETUNE_AVAILABLE_MEMORY_GB set (undone after each test by _no_memory_cap)."""
+    def make(tmp, cfg, model):
+        import os
+
+        from finetune.planning.memory import AVAILABLE_ENV
+
+        os.environ[AVAILABLE_ENV] = gb
+        return ["train"]
+    return make
+
+
 def raw_yaml(text):
     def make(tmp, cfg, model):
         return ["validate", "--raw", text]
@@ -706,6 +718,8 @@ CASES = [
     ("chat-on-a-classification-run", lambda tmp, cfg, model: ["cli", "chat", str(finished_run(tmp, cfg))], "use finetune predict"),
     ("tracker-unknown", cfg_edit("training.report_to", ["mlfow"]), "training.report_to"),
     ("tracker-package-missing", cfg_edit("training.report_to", ["tensorboard", "comet_ml"], "train"), "pip install comet-ml"),
+    ("chunked-loss-on-classifier", cfg_edit("training.chunked_loss", True, "train"), "training.chunked_loss"),
+    ("run-will-not-fit-memory", memory_capped("0.01"), "--ignore-memory-plan"),
     # report and attention (issue 13, items 9-10): a user's report.html is kept; options name themselves
     ("report-html-not-ours", users_report, "report.html': exists and is not the report finetune wrote"),
     ("report-not-a-run", lambda tmp, cfg, model: ["cli", "report", str(tmp)], "is not a run directory"),
@@ -788,6 +802,13 @@ def test_mistake_gives_one_clear_line(tmp_path, tiny_bert, sentiment_files, caps
 def test_catalogue_is_large_and_distinct():
     assert len(CASES) >= 148  # 43 before the trust work (issue 10), 117 after, 121 with issue 14's, 126 with 13's; 148 with the labels written two ways (trust round 2)
     assert len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.fixture(autouse=True)
+def _no_memory_cap(monkeypatch):
+    from finetune.planning.memory import AVAILABLE_ENV
+
+    monkeypatch.setenv(AVAILABLE_ENV, "")  # empty: no cap; the original (unset) comes back after the test
 
 
 @pytest.fixture(autouse=True, scope="module")

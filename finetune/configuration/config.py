@@ -199,6 +199,12 @@ class TrainingSection(Section):
         0.0, ge=0, lt=1, description="Share of each target's probability spread over all classes "
         "or tokens (0.1 is usual for translation): a less overconfident model.",
     )
+    chunked_loss: Union[Literal["auto"], bool] = Field(
+        "auto", description="Language-model heads (translation, summarization): compute the loss "
+        "from the last hidden states in chunks of positions, so batch x length x vocabulary logits "
+        "never exist at once (same loss and gradients). `auto`: on when a micro-batch's logits "
+        "exceed 16M values and the model supports it; `true`: always (refused where unsupported).",
+    )
     ema_decay: float | None = Field(
         None, gt=0, lt=1,
         description="Evaluate and save an exponential moving average of the trainable weights "

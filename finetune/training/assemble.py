@@ -48,11 +48,13 @@ class Run:
     stopped_early: str = ""  # why training.early_stopping_patience ended the run, if it did
     weight_average: Any = None  # training.ema_decay (weight_average.py)
     fresh: Any = None  # a new run's FreshStart, until its first step (failed_start.py)
+    chunked_loss: Any = None  # training.chunked_loss (chunked_loss.py); None: the plain loss
 
 
 def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: RunLock, inputs: list,
-          fresh=None) -> Run:
-    """`fresh`: a failed_start.FreshStart for a new run (None when resuming)."""
+          fresh=None, check_memory: bool = True) -> Run:
+    """`fresh`: a failed_start.FreshStart for a new run (None when resuming). `check_memory`:
+    refuse a run the memory plan predicts will not fit (planning/)."""
     from accelerate.utils import set_seed
 
     from finetune.model.attn_kernel import check_trainable
@@ -72,6 +74,8 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.training.tracking import MetricsLog
     from finetune.training.trackers import check_trackers, start_trackers
     from finetune.training.weight_average import make_weight_average
+    from finetune.training.chunked_loss import choose as choose_chunked_loss
+    from finetune.planning.estimate import Lengths, plan_run
 
     check_trackers(cfg.training.report_to)
     accelerator = make_accelerator(cfg)
@@ -101,6 +105,10 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_raw = eval_raw.shuffle(seed=cfg.training.seed).select(range(sample))
         eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
 
+    # Before the model loads: its config and the tokenized split are enough to plan memory.
+    memory_plan = plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind, len(whole_ds)),
+                           accelerator.device, accelerator.num_processes, check=check_memory)
+
     bf16_on_cpu = cfg.training.mixed_precision == "bf16" and accelerator.device.type == "cpu"
     model = load_model(cfg.model, task.auto_class, config=model_config, bf16_on_cpu=bf16_on_cpu, **task.model_kwargs())
     name_base_model(model, cfg.model.name_or_path, out)
@@ -122,7 +130,9 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         packing.install(model, task.kind)
     if cfg.training.compile:
         model.compile(dynamic=True)  # in place: same module, same state_dict keys, hooks kept
+    chunked_loss = choose_chunked_loss(cfg.training.chunked_loss, task.kind, model, cfg.training.label_smoothing)
     trainable, total = count_parameters(model)
+    accelerator.print(memory_plan)
     accelerator.print(
         f"parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / total:.2f}%)"
         + (", activation checkpointing on" if checkpointing else "")
@@ -167,6 +177,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
         final_eval=final_eval, weight_average=make_weight_average(cfg, accelerator, model), fresh=fresh,
+        chunked_loss=chunked_loss,
     )
 
 

@@ -26,16 +26,17 @@ NAN_TEST_ENV = "FINETUNE_TEST_NAN_AT_STEP"
 
 
 def train(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: str | None = None,
-          config_file: Path | None = None) -> dict[str, float]:
+          config_file: Path | None = None, check_memory: bool = True) -> dict[str, float]:
     """Start (or, with `resume`, continue) the run in `out`, train it and save the final model.
-    `config_file`: the YAML the run was read from, which --overwrite must not delete."""
+    `config_file`: the YAML the run was read from, which --overwrite must not delete.
+    `check_memory`: refuse a run the memory plan predicts will not fit."""
     fix_mmap_threshold(cfg.training.mmap_threshold_mb)
     with RunLock() as lock:  # released when training ends; the OS drops it if the process dies
         fresh = None if resume else FreshStart(out)  # before the claim: it notes what is there already
         try:
             start = claim_or_find(cfg, out, lock, overwrite=overwrite, resume=resume, config_file=config_file)
             run = setup(cfg, start.out, overwrite=overwrite, resuming=start.checkpoint is not None,
-                        lock=lock, inputs=start.inputs, fresh=fresh)
+                        lock=lock, inputs=start.inputs, fresh=fresh, check_memory=check_memory)
             run.data_sha256 = start.data_sha256
             pos = continue_from(run, start) if start.checkpoint else Position()
             try:
@@ -123,7 +124,7 @@ class _Steps:
         run, pos, acc, model = self.run, self.pos, self.run.accelerator, self.run.model
         pos.batches_in_epoch += 1
         with acc.accumulate(model):
-            loss = self.loss(model(**batch), batch)
+            loss = self.loss(model, batch)
             if pos.step + 1 == self.poison_step:
                 loss = loss * float("nan")
             if self.guard.finite(loss):
@@ -149,7 +150,11 @@ class _Steps:
         self.progress.step()
         return True
 
-    def loss(self, out, batch):
+    def loss(self, model, batch):
+        chunked = self.run.chunked_loss  # training.chunked_loss: no full logits (chunked_loss.py)
+        if chunked is not None and chunked.applies(model, batch):
+            return chunked(model, batch, self.run.accelerator.autocast)
+        out = model(**batch)
         eps = self.cfg.label_smoothing
         if not eps:
             return out.loss
@@ -271,3 +276,56 @@ def _signal_name(signum) -> str:
 
 def _epoch(run: Run, step: int) -> float:
     return round(step / run.steps_per_epoch, 4)
+
+
+def measure_steps(cfg: RunConfig, steps: int) -> dict:
+    """`finetune plan --measure N`: N optimizer steps through this loop's own step, on a run
+    built as `train` builds it in a throwaway directory (never the config's output_dir), with
+    no evaluation or checkpoint. Returns the peak memory (CUDA: max_memory_allocated; CPU: the
+    process's peak RSS, loading included) and the mean seconds per step (after the first, which
+    allocates the optimizer state, when there are more)."""
+    import contextlib
+    import sys
+    import tempfile
+    import time
+
+    import torch
+
+    from finetune.planning.memory import peak_resident_bytes
+
+    cfg = cfg.model_copy(deep=True)
+    t = cfg.training
+    t.max_steps, t.eval_every, t.eval_each_epoch, t.eval_before_training = steps, None, False, False
+    t.save_every, t.report_to, t.early_stopping_patience = None, [], None
+    fix_mmap_threshold(t.mmap_threshold_mb)
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="finetune-plan-") as tmp, RunLock() as lock, \
+            contextlib.redirect_stdout(sys.stderr):  # setup's lines: stdout is the plan's (--json)
+        out = Path(tmp) / "run"
+        t.output_dir = str(out)
+        start = claim_or_find(cfg, out, lock, overwrite=False, resume=None, config_file=None)
+        run = setup(cfg, out, overwrite=False, resuming=False, lock=lock, inputs=start.inputs, check_memory=False)
+        device = run.accelerator.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        pos = Position()
+        run.model.train()
+        with _Steps(run, pos) as each:
+            last = time.perf_counter()
+            while pos.step < steps:
+                for batch in _epoch_batches(run, pos):
+                    if each.train_on(batch):
+                        if device.type == "cuda":
+                            torch.cuda.synchronize(device)
+                        now = time.perf_counter()
+                        times.append(now - last)
+                        last = now
+                        if pos.step >= steps:
+                            break
+                else:
+                    pos.epoch, pos.batches_in_epoch = pos.epoch + 1, 0
+        cuda = device.type == "cuda"
+        peak = torch.cuda.max_memory_allocated(device) if cuda else peak_resident_bytes()
+    timed = times[1:] or times
+    return {"steps": steps, "peak_bytes": peak, "what": "CUDA max_memory_allocated" if cuda else "peak RSS",
+            "seconds_per_step": sum(timed) / len(timed)}
