@@ -304,7 +304,8 @@ def measure_steps(cfg: RunConfig, steps: int) -> dict:
         out = Path(tmp) / "run"
         t.output_dir = str(out)
         start = claim_or_find(cfg, out, lock, overwrite=False, resume=None, config_file=None)
-        run = setup(cfg, out, overwrite=False, resuming=False, lock=lock, inputs=start.inputs, check_memory=False)
+        run = setup(cfg, out, overwrite=False, resuming=False, lock=lock, inputs=start.inputs,
+                    fresh=FreshStart(out), check_memory=False)
         device = run.accelerator.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
