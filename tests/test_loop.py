@@ -18,12 +18,21 @@ def test_evaluations_score_a_sample_and_the_end_the_whole_split(tmp_path, tiny_b
 training: {{output_dir: {run}, max_steps: 6, batch_size: 16, lr: 5.0e-3, log_every: 3, eval_every: 3}}
 eval: {{max_samples_during_training: 40, best_metric: accuracy}}
 """)
-    code, _, err = main_in_process(["train", "--config", str(cfg)], capsys, monkeypatch)
+    code, out, err = main_in_process(["train", "--config", str(cfg)], capsys, monkeypatch)
     assert code == 0, err
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r["type"] == "eval"]
     assert [(r["step"], r["rows"], r["samples"]) for r in evals] == [
         (3, "sample", 40), (6, "sample", 40), (6, "whole", 120)]
+    # The last step runs the model over the split once: the sample's scores come from those rows.
+    said = out + err
+    assert said.count("scoring 40 rows") == 1 and said.count("scoring 120 rows") == 1, said
+    assert evals[1]["eval_seconds"] == evals[2]["eval_seconds"]
+    import numpy as np
+
+    rows = [json.loads(line) for line in (run / "predictions_validation.jsonl").read_text().splitlines()]
+    sample = np.random.default_rng(42).permutation(len(rows))[:40]  # the seeded sample (training.seed)
+    assert evals[1]["accuracy"] == pytest.approx(sum(rows[i]["label"] == rows[i]["predicted"] for i in sample) / 40)
     final = json.loads((run / "eval_validation.json").read_text())
     assert final["samples"] == 120 and final["accuracy"] == evals[-1]["accuracy"]
     # Every log line carries the gradient norm before clipping (training.max_grad_norm: 1.0).

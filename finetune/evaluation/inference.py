@@ -49,6 +49,12 @@ class EvalLoaders:
 def evaluate(task, model, loaders: EvalLoaders, raw, accelerator, tokenizer,
              progress: bool = False) -> tuple[dict, list[dict]]:
     """Metrics on one split and one prediction record per example (complete on every process)."""
+    return task.score(*infer(task, model, loaders, accelerator, tokenizer, progress), raw)
+
+
+def infer(task, model, loaders: EvalLoaders, accelerator, tokenizer, progress: bool = False) -> tuple[list, list]:
+    """The split's rows before scoring: teacher-forced rows in data order, and generated ones
+    (each with its row's index) for a generating task."""
 
     def gather(rows):
         return accelerator.gather_for_metrics(rows, use_gather_object=True)
@@ -64,7 +70,15 @@ def evaluate(task, model, loaders: EvalLoaders, raw, accelerator, tokenizer,
             plain, loaders.prompts, lambda m, b: task.answer_batch(m, b, tokenizer), gather=gather,
             progress=label("Generating"),
         )
-    return task.score(scored, answered, raw)
+    return scored, answered
+
+
+def rows_of(positions: list[int], scored: list, answered: list) -> tuple[list, list]:
+    """The rows at `positions` of a split out of `infer`'s rows for the whole split, numbered as
+    a split of those rows alone: a sample's scores without running the model over it again."""
+    renumbered = {row: i for i, row in enumerate(positions)}
+    return ([scored[row] for row in positions],
+            [{**r, "index": renumbered[r["index"]]} for r in answered if r["index"] in renumbered])
 
 
 def predict(task, model, tokenizer, texts: list[str]) -> list[dict]:

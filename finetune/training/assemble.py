@@ -44,6 +44,7 @@ class Run:
     prompt_loader: Any = None  # the eval split's prompts, for tasks that generate
     # (loaders, rows) of the whole eval split when evaluations during training score a sample of it
     final_eval: Any = None
+    sample_rows: Any = None  # with final_eval: the sample's positions in the whole split
     progress: Any = None  # the loop's bar or log lines (training/progress.py), while it runs
     stopped_early: str = ""  # why training.early_stopping_patience ended the run, if it did
     weight_average: Any = None  # training.ema_decay (weight_average.py)
@@ -101,9 +102,12 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_ds = task.encode(eval_raw, cfg.data.eval_split, tokenizer)
     whole_raw, whole_ds = eval_raw, eval_ds
     sample = cfg.eval.max_samples_during_training
-    if sample and sample < len(eval_raw):  # the same seeded permutation of both: rows stay paired
-        eval_raw = eval_raw.shuffle(seed=cfg.training.seed).select(range(sample))
-        eval_ds = eval_ds.shuffle(seed=cfg.training.seed).select(range(sample))
+    sample_rows = None
+    if sample and sample < len(eval_raw):  # the same seeded rows of both (those shuffle(seed) puts first)
+        import numpy as np
+
+        sample_rows = [int(i) for i in np.random.default_rng(cfg.training.seed).permutation(len(eval_raw))[:sample]]
+        eval_raw, eval_ds = eval_raw.select(sample_rows), eval_ds.select(sample_rows)
 
     # Before the model loads: its config and the tokenized split are enough to plan memory.
     memory_plan = plan_run(cfg, model_config, task, Lengths.of_split(train_ds, task.kind, len(whole_ds)),
@@ -177,7 +181,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
         eval_loader=eval_loader, eval_raw=eval_raw, sampler=sampler, log=log,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, prompt_loader=prompt_loader,
         final_eval=final_eval, weight_average=make_weight_average(cfg, accelerator, model), fresh=fresh,
-        chunked_loss=chunked_loss,
+        chunked_loss=chunked_loss, sample_rows=sample_rows,
     )
 
 

@@ -15,34 +15,48 @@ from finetune.training.weight_average import averaged
 
 
 def evaluate(run: Run, step: int, epoch: float, label: str = "", track_best: bool = True, log: bool = True,
-             whole: bool = False) -> dict:
+             whole: bool = False, sample_too: bool = False) -> dict:
     """Score the eval split (or, with eval.max_samples_during_training, its sample; `whole`: the
-    whole split), log it, and keep the model if it is the best so far."""
-    from finetune.evaluation.inference import EvalLoaders
-    from finetune.evaluation.inference import evaluate as evaluate_split
+    whole split), log it, and keep the model if it is the best so far. `sample_too`: the last
+    step of a sampled run: the whole split is scored once, and the sample's scores (logged, and
+    what picks the best model, as at every other step) are taken from its rows."""
+    from finetune.evaluation.inference import EvalLoaders, infer, rows_of
 
     started = time.perf_counter()
+    whole = whole or sample_too
     loaders, raw = run.final_eval if whole else (EvalLoaders(run.eval_loader, run.prompt_loader), run.eval_raw)
     if run.accelerator.is_main_process:
         log_line(f"eval {label or f'step {step}'}: scoring {len(raw)} rows")
     with averaged(run):  # scored, then kept in best/ if better: the same weights, swapped in once
-        metrics, records = evaluate_split(run.task, run.model, loaders, raw, run.accelerator, run.tokenizer,
-                                          progress=True)
-        metrics["eval_seconds"] = time.perf_counter() - started
+        scored, answered = infer(run.task, run.model, loaders, run.accelerator, run.tokenizer, progress=True)
+        seconds = time.perf_counter() - started
+        tracked = None
+        if sample_too:
+            tracked, _ = run.task.score(*rows_of(run.sample_rows, scored, answered), run.eval_raw)
+            tracked["eval_seconds"] = seconds
+            _report(run, step, epoch, tracked, f"step {step}", "sample", log)
+        metrics, records = run.task.score(scored, answered, raw)
+        metrics["eval_seconds"] = seconds
         run.last_eval = (metrics, records)
-        if log:
-            rows = {"rows": "whole" if whole else "sample"} if run.final_eval is not None else {}
-            run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
-                           **rows, **metrics})
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
-        line = f"eval {label or f'step {step}'}: {shown}"
-        if run.progress:
-            run.progress.say(line)  # above the bar on a terminal
-        else:
-            run.accelerator.print(line)
+        rows = ("whole" if whole else "sample") if run.final_eval is not None else None
+        _report(run, step, epoch, metrics, "final, whole split" if sample_too else label or f"step {step}", rows, log)
+        tracked = tracked or metrics
         if track_best:
-            _keep_best(run, metrics, step)
-    return metrics
+            _keep_best(run, tracked, step)
+    return tracked
+
+
+def _report(run: Run, step: int, epoch: float, metrics: dict, label: str, rows: str | None, log: bool) -> None:
+    """One evaluation in metrics.jsonl (`rows`: sample or whole, in a sampled run) and on screen."""
+    if log:
+        run.log.write({"type": "eval", "split": run.cfg.data.eval_split, "step": step, "epoch": epoch,
+                       **({"rows": rows} if rows else {}), **metrics})
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds")
+    line = f"eval {label}: {shown}"
+    if run.progress:
+        run.progress.say(line)  # above the bar on a terminal
+    else:
+        run.accelerator.print(line)
 
 
 def _keep_best(run: Run, metrics: dict, step: int) -> None:

@@ -107,6 +107,7 @@ class _Steps:
         )
         self.poison_step = int(os.environ.get(NAN_TEST_ENV, "0"))
         self.saved_step = pos.step if pos.step else -1
+        self.whole_step = -1  # the step whose whole split was scored (a sampled run's last step)
         self.metrics: dict[str, float] = {}
         self.grad_norm = None  # before clipping, at the last optimizer step (read at log steps only)
 
@@ -183,7 +184,11 @@ class _Steps:
         self.window.pause()  # evaluation time is not training time: keep it out of samples/s and ETA
         self.progress.pause()
         previous = self.run.best.get("value")
-        self.metrics = evaluate(self.run, self.pos.step, epoch)
+        # A sampled run's last step scores the whole split once and takes the sample from it.
+        last = self.run.final_eval is not None and self.pos.step == self.run.total_steps
+        self.metrics = evaluate(self.run, self.pos.step, epoch, sample_too=last)
+        if last:
+            self.whole_step = self.pos.step
         self.window.resume()
         self.progress.resume()
         self.pos.last_eval_step = self.pos.step
@@ -237,13 +242,19 @@ class _Steps:
     def final_evaluation(self) -> dict[str, float]:
         run, pos = self.run, self.pos
         self.guard.check_before_save()
-        if pos.last_eval_step != pos.step or not run.last_eval[0]:
-            # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
-            self.metrics = evaluate(run, pos.step, _epoch(run, pos.step), log=pos.last_eval_step != pos.step)
-        if run.final_eval is not None:  # the evaluations so far scored a sample: report the whole split
-            self.metrics = evaluate(run, pos.step, _epoch(run, pos.step), label="final, whole split",
-                                    track_best=False, whole=True)
-        return self.metrics
+        epoch = _epoch(run, pos.step)
+        if run.final_eval is None:
+            if pos.last_eval_step != pos.step or not run.last_eval[0]:
+                # A run resumed from its final checkpoint has no eval in memory: score it, logged once.
+                self.metrics = evaluate(run, pos.step, epoch, log=pos.last_eval_step != pos.step)
+            return self.metrics
+        # The evaluations so far scored a sample: report the whole split, scored once.
+        if self.whole_step != pos.step:
+            if pos.last_eval_step == pos.step:  # the sample of this step is logged (an early stop, a resume)
+                evaluate(run, pos.step, epoch, label="final, whole split", track_best=False, whole=True)
+            else:
+                evaluate(run, pos.step, epoch, sample_too=True)
+        return run.last_eval[0]
 
 
 def _due(step: int, every: int | None) -> bool:
