@@ -80,7 +80,7 @@ def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
     if is_adapter(model_dir):
         from peft import PeftModel
 
-        from finetune.model.safetensors_only import no_unpickling
+        from finetune.storage.safetensors_only import no_unpickling
 
         base = load_model(cfg.model, task.auto_class, **task.model_kwargs())
         with no_unpickling(f"saved model '{model_dir}'"):

@@ -22,7 +22,7 @@ from pathlib import Path
 from finetune.storage import checkpoint as ck
 from finetune.storage import manifest
 from finetune.storage import run_dir as rd
-from finetune.model.safetensors_only import refuse_pickles
+from finetune.storage.safetensors_only import refuse_pickles
 from finetune.storage import saved_model
 from finetune.storage import state_files as sf
 from finetune.model.attn_kernel import AUTO
