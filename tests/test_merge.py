@@ -17,7 +17,7 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from finetune.configuration.loading import load_config
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
 
     out = tmp_path / "merged"
     result = run_cli("merge", str(lora_run), str(out))
@@ -47,7 +47,7 @@ def test_merged_model_matches_adapter_and_loads_in_a_pipeline(lora_run, tmp_path
     # Its code, run as written from the run directory in a fresh process, answers as the adapter does.
     from test_hub_loading import card_code, run_python
 
-    from finetune.views.card_usage import EXAMPLE_TEXT
+    from finetune.saved.card_usage import EXAMPLE_TEXT
 
     [answer] = ast.literal_eval(run_python(card_code(card.text), lora_run)[-1])
     with torch.no_grad():

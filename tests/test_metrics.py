@@ -19,8 +19,8 @@ from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 from sklearn.metrics import accuracy_score, f1_score
 
-import finetune.evaluation.metrics as fm
-from finetune.evaluation.metrics import METRIC_NAMES, load_metric
+import finetune.metrics as fm
+from finetune.metrics import METRIC_NAMES, load_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
@@ -70,7 +70,7 @@ def _rng_labels(seed: int, n: int, n_classes: int) -> tuple[np.ndarray, np.ndarr
 
 
 def test_import_does_not_pull_heavy_libraries():
-    code = "import sys, finetune.evaluation.metrics; print(json.dumps(sorted(m for m in ('evaluate','torch','datasets') if m in sys.modules)))"
+    code = "import sys, finetune.metrics; print(json.dumps(sorted(m for m in ('evaluate','torch','datasets') if m in sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", "import json; " + code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
@@ -129,7 +129,7 @@ def test_load_in_fresh_offline_process(tmp_path):
         socket.socket.connect = refuse
         socket.create_connection = refuse
 
-        from finetune.evaluation.metrics import METRIC_NAMES, load_metric
+        from finetune.metrics import METRIC_NAMES, load_metric
 
         out = {name: type(load_metric(name)).__name__ for name in METRIC_NAMES}
         out["bleu"] = load_metric("sacrebleu").compute(predictions=["a b c d"], references=[["a b c d"]])["score"]

@@ -47,7 +47,7 @@ def test_credentials_in_names_are_masked():
     from huggingface_hub import ModelCard
 
     from finetune.configuration.loading import validate
-    from finetune.views.model_card import render
+    from finetune.saved.model_card import render
 
     cfg = validate({"task": "sentiment", "model": {"name_or_path": "https://user:pw@example.com/m"},
                     "data": {"dataset": "org/data"}}, source="test")
@@ -59,7 +59,7 @@ def test_license_comes_from_the_config_else_from_the_base_models_card(tmp_path, 
     from huggingface_hub import ModelCard
 
     from finetune.configuration.loading import validate
-    from finetune.views.model_card import render
+    from finetune.saved.model_card import render
 
     base = shutil.copytree(tiny_bert, tmp_path / "base")
     (base / "README.md").write_text("---\nlicense: mit\n---\n# a base model\n")

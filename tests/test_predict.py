@@ -90,7 +90,7 @@ def test_predict_answers_a_generation_run_as_its_evaluation_did(tmp_path):
     from tiny_models import build_tiny_generator, corpus
 
     from finetune.commands.run_arguments import load_run
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
 
     texts = [t for t in corpus() if len(t.split()) >= 5][:20]
     files = {}

@@ -13,7 +13,7 @@ TEXTS = ["Great value, would buy again.", "The lid cracked on the first day."]
 def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
     import torch
 
-    from finetune.storage import saved_model
+    from finetune.saved import saved_model
     from finetune.configuration.loading import load_config
     from finetune.tasks import get_task
 
@@ -33,7 +33,7 @@ def test_a_written_adapter_loads_back_as_the_same_model(lora_run, tmp_path):
 
 
 def test_a_model_directory_without_its_config_is_refused(lora_run, tmp_path):
-    from finetune.storage import saved_model
+    from finetune.saved import saved_model
     from finetune.errors import RunDirError
 
     broken = shutil.copytree(lora_run / "model", tmp_path / "model")
@@ -77,7 +77,7 @@ def _publish_copy(directory):
 
 def test_a_load_that_a_save_replaced_midway_is_retried_from_the_new_directory(lora_run, tmp_path, monkeypatch):
     from finetune.configuration.loading import load_config
-    from finetune.storage import saved_model
+    from finetune.saved import saved_model
 
     run = shutil.copytree(lora_run, tmp_path / "run")
     cfg = load_config(run / "config.yaml")
@@ -106,7 +106,7 @@ def test_a_real_load_error_is_not_retried_and_a_missing_checkpoint_lists_the_sav
                                                                                        monkeypatch):
     from finetune.configuration.loading import load_config
     from finetune.errors import RunDirError
-    from finetune.storage import saved_model
+    from finetune.saved import saved_model
 
     run = shutil.copytree(lora_run, tmp_path / "run")
     cfg = load_config(run / "config.yaml")

@@ -16,7 +16,7 @@ import pytest
 from conftest import main_in_process, sentiment_yaml
 
 from finetune.configuration.loading import load_config
-from finetune.model.merge import merge_run
+from finetune.commands.merge import merge_run
 
 TEXT = "a fine film"
 CARD = "README.md"  # documentation, meant to be edited: not a file the model loads

@@ -98,7 +98,7 @@ def test_zero_shot_never_writes_into_a_folder_it_did_not_make(tiny_bert, sentime
 def test_weights_gone_once_loaded_are_still_scored(run_copy, capsys, monkeypatch):
     # A training run beside eval replaces best/ (and prunes checkpoints) whenever it saves: the
     # weights eval already loaded may be gone by the time it names them in its results.
-    from finetune.storage import saved_model
+    from finetune.saved import saved_model
 
     real_load = saved_model.load_run_model
 

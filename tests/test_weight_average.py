@@ -64,7 +64,7 @@ def test_saved_models_and_checkpoints_score_what_training_scored(tmp_path, tiny_
     from safetensors.torch import load_file
 
     from finetune.configuration.loading import load_config
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
 
     run, evals = _train(tmp_path, tiny_bert, sentiment_files, capsys, monkeypatch, "ema", ", ema_decay: 0.9")
     key = "classifier.weight"

@@ -19,7 +19,7 @@ reach the model's forward."""
 from __future__ import annotations
 
 from finetune.errors import ConfigError
-from finetune.tasks.architectures.generator import IGNORE_INDEX
+from finetune.data.ignore_index import IGNORE_INDEX
 
 CLS_KEY, EXAMPLES_KEY, TOKENS_KEY = "packed_cls_index", "packed_examples", "packed_tokens"
 

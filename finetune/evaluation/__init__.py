@@ -1,1 +1,1 @@
-"""Running a model over data (one inference loop), `finetune eval`, `finetune predict`, metrics."""
+"""Running a model over data (one inference loop), predictions, result files."""

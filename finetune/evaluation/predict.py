@@ -69,7 +69,7 @@ def run_predictor(run: Path, cfg: RunConfig, checkpoint: str | None = None) -> C
     import torch
 
     from finetune.evaluation.inference import predict
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
 
     task, tokenizer, model = load_run_model(run, cfg, checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.model.attn_kernel import choose_kernel, model_class
-from finetune.model.safetensors_only import no_unpickling, refuse_pickles
+from finetune.storage.safetensors_only import no_unpickling, refuse_pickles
 from finetune.configuration.config import ModelSection
 from finetune.errors import ModelError
 from finetune.configuration.paths import resolve

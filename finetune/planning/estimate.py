@@ -162,7 +162,7 @@ def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, devic
     overrides (lora, batch_size, checkpointing, chunked, eval_batch_size) let `memory.py` try
     what to change."""
     from finetune.planning.meta_model import meta_model
-    from finetune.training import chunked_loss as cl
+    from finetune.model import chunked_loss as cl
 
     t = cfg.training
     lora = cfg.lora.enabled if lora is None else lora

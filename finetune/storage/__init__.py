@@ -1,1 +1,2 @@
-"""The run directory on disk: names, the lock, atomic writes, manifests, saved models."""
+"""The run directory on disk: names, the lock, atomic writes, manifests, checkpoint
+directories, saved-model seals."""

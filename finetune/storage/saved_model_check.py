@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from finetune.errors import RunDirError
-from finetune.model.safetensors_only import refuse_pickles
+from finetune.storage.safetensors_only import refuse_pickles
 from finetune.storage import manifest
 from finetune.storage import run_dir as rd
 

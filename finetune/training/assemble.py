@@ -75,7 +75,7 @@ def setup(cfg: RunConfig, out: Path, *, overwrite: bool, resuming: bool, lock: R
     from finetune.training.tracking import MetricsLog
     from finetune.training.trackers import check_trackers, start_trackers
     from finetune.training.weight_average import make_weight_average
-    from finetune.training.chunked_loss import choose as choose_chunked_loss
+    from finetune.model.chunked_loss import choose as choose_chunked_loss
     from finetune.planning.estimate import Lengths, plan_run
 
     check_trackers(cfg.training.report_to)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 from finetune.storage import run_dir as rd
-from finetune.storage import saved_model
 from finetune.errors import ConfigError
 from finetune.training.assemble import Run
 from finetune.training.progress import log_line
 from finetune.training.divergence import advice
+from finetune.training.save_model import save
 from finetune.training.weight_average import averaged
 
 
@@ -72,16 +72,16 @@ def _keep_best(run: Run, metrics: dict, step: int) -> None:
     if previous is not None and (value <= previous if better else value >= previous):
         return
     run.best = {"metric": name, "value": value, "step": step}
-    saved_model.save(run, run.out / rd.BEST_DIR, advice(run.out, run.cfg.training, step + 1, loss=False),
-                     extra={rd.BEST_FILE: run.best})
+    save(run, run.out / rd.BEST_DIR, advice(run.out, run.cfg.training, step + 1, loss=False),
+         extra={rd.BEST_FILE: run.best})
 
 
 def save_final(run: Run, steps: int) -> None:
-    from finetune.evaluation.score_run import write_results
-    from finetune.views.model_card import write_model_card
+    from finetune.evaluation.result_files import write_results
+    from finetune.saved.model_card import write_model_card
 
     with averaged(run):  # the model the final evaluation scored
-        saved_model.save(run, run.out / rd.MODEL_DIR, advice(run.out, run.cfg.training, steps + 1, loss=False))
+        save(run, run.out / rd.MODEL_DIR, advice(run.out, run.cfg.training, steps + 1, loss=False))
     if run.accelerator.is_main_process:
         write_results(run.out, run.cfg.data.eval_split, *run.last_eval)
         write_model_card(run.out, run.cfg, run.task, run.last_eval[0],

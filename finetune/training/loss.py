@@ -5,7 +5,7 @@ argument, so the loss is recomputed from the logits."""
 
 from __future__ import annotations
 
-IGNORE_INDEX = -100  # label positions that do not count (prompt, padding)
+from finetune.data.ignore_index import IGNORE_INDEX
 
 
 def smoothed_loss(logits, labels, eps: float, shift: bool):

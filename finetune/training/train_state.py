@@ -22,13 +22,13 @@ from pathlib import Path
 from finetune.storage import checkpoint as ck
 from finetune.storage import manifest
 from finetune.storage import run_dir as rd
-from finetune.model.safetensors_only import refuse_pickles
-from finetune.storage import saved_model
+from finetune.storage.safetensors_only import refuse_pickles
+from finetune.saved import saved_model
 from finetune.storage import state_files as sf
 from finetune.model.attn_kernel import AUTO
 from finetune.configuration.config import RunConfig
 from finetune.errors import ConfigError, DataError, RunDirError
-from finetune.training.weight_average import WEIGHTS_FILE as WEIGHT_AVERAGE_FILE
+from finetune.saved.weight_average_file import WEIGHTS_FILE as WEIGHT_AVERAGE_FILE
 
 FORMAT = 2  # train_state.json "format"; before it, Accelerate's save_state wrote pickles
 

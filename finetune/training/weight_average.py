@@ -14,8 +14,6 @@ import contextlib
 
 from finetune.errors import ConfigError
 
-WEIGHTS_FILE = "weight_average.safetensors"  # in each checkpoint, beside the raw weights
-
 
 class WeightAverage:
     def __init__(self, model, decay: float):
@@ -84,29 +82,3 @@ def make_weight_average(cfg, accelerator, model) -> WeightAverage | None:
 def averaged(run):
     """Context: the run's averaged weights in its model (nothing to do without training.ema_decay)."""
     return run.weight_average.applied() if run.weight_average is not None else contextlib.nullcontext()
-
-
-def load_saved_average(model, directory) -> bool:
-    """A checkpoint of a run with training.ema_decay holds the raw weights (what a resume goes on
-    from) and the average beside them: put the average in `model`, loaded from that checkpoint,
-    so `finetune eval --checkpoint` scores what the evaluation during training scored."""
-    from pathlib import Path
-
-    import torch
-    from safetensors.torch import load_file
-
-    from finetune.errors import RunDirError
-
-    path = Path(directory) / WEIGHTS_FILE
-    if not path.is_file():
-        return False
-    tensors = load_file(path)
-    params = dict(model.named_parameters())
-    unknown = [name for name in tensors if name not in params]
-    if unknown:
-        raise RunDirError(f"'{path}': '{unknown[0]}' is not a weight of the model saved beside it; "
-                          "the checkpoint was altered: choose another checkpoint")
-    with torch.no_grad():
-        for name, tensor in tensors.items():
-            params[name].copy_(tensor)
-    return True

@@ -1,1 +1,1 @@
-"""Looking at a run: plots, attention maps, the model card."""
+"""Looking at a run: plots, attention maps, the report."""

@@ -1,5 +1,5 @@
 """PNG figures of a run: training loss, learning rate and evaluation metrics over steps (from
-metrics.jsonl), and a confusion matrix for classification predictions."""
+metrics.jsonl); the confusion matrix is metrics/confusion_figure.py's."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ from pathlib import Path
 
 from finetune.storage import run_dir as rd
 from finetune.errors import RunDirError
+from finetune.metrics.confusion_figure import _pyplot
 
 WHOLE_SPLIT = "whole split"  # the legend of the final evaluation on every row
 _NOT_METRICS = {"type", "split", "step", "epoch", "time", "samples", "eval_seconds", "rows"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_run(run: Path) -> list[Path]:
@@ -84,26 +76,6 @@ def draw_series(ax, lines: dict[str | None, list[tuple]], name: str = "") -> Non
         style = dict(linestyle="none", marker="*", markersize=14, color="tab:red", zorder=3) if whole else \
             dict(marker="o", markersize=3)
         ax.plot([p[0] for p in points], [p[1] for p in points], label=shown, **style)
-
-
-def confusion_matrix_png(records: list[dict], labels: list[str], target: Path) -> Path:
-    """Rows: true label, columns: predicted label, cells: counts."""
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    plt = _pyplot()
-    size = max(4.5, 0.6 * len(labels) + 2)  # room for the title
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(
-        [r["label"] for r in records], [r["predicted"] for r in records], labels=labels,
-        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45,
-    )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix ({len(records)} examples)")
-    fig.tight_layout()
-    fig.savefig(rd.unlinked(target), dpi=100)
-    plt.close(fig)
-    return target
 
 
 def _is_number(value) -> bool:

@@ -22,7 +22,7 @@ SHOWN_ROWS = 10  # rows of the errors and generations tables
 
 
 def write_report(run: Path, cfg) -> Path:
-    from finetune.storage.saved_model import verified_model_dir
+    from finetune.saved.saved_model import verified_model_dir
 
     target = run / rd.REPORT_FILE
     _check_ours(target)
@@ -100,7 +100,7 @@ def _errors(predictions: list[dict]) -> str:
 def _attention(run: Path, cfg, predictions: list[dict] | None, finished: bool) -> str:
     """Every head of the last layer, for the first evaluated example (a generation run's
     decoder reads what the model generated for it)."""
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
     from finetune.views.attention.heatmaps import head_grid
     from finetune.views.attention.one_text import text_attention
     from finetune.views.report_figures import data_uri

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import io
 
-from finetune.views.plots import _is_number, _pyplot, confusion_matrix_png, draw_series, series
+from finetune.metrics.confusion_figure import confusion_matrix_png
+from finetune.views.plots import _is_number, _pyplot, draw_series, series
 
 
 def data_uri(draw) -> str:

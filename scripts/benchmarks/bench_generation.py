@@ -75,7 +75,7 @@ def main() -> None:
     import torch
 
     from finetune.data.splits import load_split
-    from finetune.evaluation.score_run import load_as_released
+    from finetune.commands.evaluate import load_as_released
 
     torch.set_num_threads(args.threads)
     with gzip.open(data, "rt", encoding="utf-8") as handle:

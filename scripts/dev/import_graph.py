@@ -1,6 +1,7 @@
 """The import graph of the finetune package, read from the source (no module is imported):
 every `import`/`from ... import` of a finetune module, at module level or inside a function.
-Reports import cycles and which modules import the trainer. Run: python scripts/dev/import_graph.py
+Reports import cycles, imports that point up the layer order (LAYERS) and which modules import
+the trainer. Run: python scripts/dev/import_graph.py
 
 An edge goes to the module named, not to its parent packages: importing `finetune.tasks.task`
 also runs `finetune/tasks/__init__.py`, but counting that would call every package that imports
@@ -17,6 +18,25 @@ PACKAGE = Path(__file__).resolve().parents[2] / "finetune"
 TRAINER = "finetune.training.loop"
 # The only modules allowed to import the trainer: the `train` command.
 TRAINER_IMPORTERS = {"finetune.cli"}
+# The top-level packages and modules of finetune/, lowest first (docs/architecture.md, "Layers"):
+# a module imports only from its own layer or lower ones, function-level imports included.
+# "finetune" is the package's own __init__.py. A new top-level package needs a place here.
+LAYERS: list[tuple[str, ...]] = [
+    ("finetune", "errors", "quiet_libraries"),
+    ("storage",),
+    ("configuration",),
+    ("data",),
+    ("model",),
+    ("metrics",),
+    ("tasks",),
+    ("saved",),
+    ("evaluation",),
+    ("planning",),
+    ("training",),
+    ("views",),
+    ("commands", "envinfo"),
+    ("cli", "__main__"),
+]
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -84,6 +104,28 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def top_level(module: str) -> str:
+    """`finetune.tasks.specs.f1` → `tasks`; the package itself → `finetune`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_of(module: str, layers: list[tuple[str, ...]] = LAYERS) -> int | None:
+    return next((i for i, names in enumerate(layers) if top_level(module) in names), None)
+
+
+def unplaced(graph: dict[str, set[str]], layers: list[tuple[str, ...]] = LAYERS) -> set[str]:
+    """Top-level packages and modules that LAYERS does not name."""
+    return {top_level(name) for name in graph if layer_of(name, layers) is None}
+
+
+def upward_imports(graph: dict[str, set[str]],
+                   layers: list[tuple[str, ...]] = LAYERS) -> list[tuple[str, str]]:
+    """(importer, imported) for each import from a lower layer into a higher one."""
+    return sorted((name, target) for name, targets in graph.items() for target in targets
+                  if (layer_of(name, layers) or 0) < (layer_of(target, layers) or 0))
+
+
 def importers(graph: dict[str, set[str]], target: str) -> set[str]:
     return {name for name, targets in graph.items() if target in targets}
 
@@ -91,13 +133,19 @@ def importers(graph: dict[str, set[str]], target: str) -> set[str]:
 def main() -> int:
     graph = import_graph()
     loops = cycles(graph)
+    upward = upward_imports(graph)
+    missing = unplaced(graph)
     trainer_users = importers(graph, TRAINER) - TRAINER_IMPORTERS
     print(f"{len(graph)} modules, {sum(map(len, graph.values()))} imports")
     for loop in loops:
         print("cycle among: " + ", ".join(loop))
+    for name, target in upward:
+        print(f"{name} imports {target}, a higher layer ({top_level(target)} above {top_level(name)})")
+    for name in sorted(missing):
+        print(f"finetune/{name} has no place in LAYERS")
     for name in sorted(trainer_users):
         print(f"{name} imports {TRAINER} (only {', '.join(sorted(TRAINER_IMPORTERS))} may)")
-    return 1 if loops or trainer_users else 0
+    return 1 if loops or upward or missing or trainer_users else 0
 
 
 if __name__ == "__main__":

@@ -5,9 +5,8 @@ differ in how a pair becomes tokens and how generated tokens become text."""
 from __future__ import annotations
 
 from finetune.configuration.config import GenerationSection
+from finetune.data.ignore_index import IGNORE_INDEX
 from finetune.data.splits import tokenizer_fingerprint
-
-IGNORE_INDEX = -100  # labels with this value do not count in the loss
 
 
 class GeneratorArch:

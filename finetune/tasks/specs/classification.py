@@ -136,7 +136,7 @@ class ClassificationSpec:
         record per example."""
         import torch
 
-        from finetune.evaluation.metrics import load_metric
+        from finetune.metrics import load_metric
 
         pred = [r["predicted"] for r in scored]
         gold = [r["label"] for r in scored]
@@ -176,7 +176,7 @@ class ClassificationSpec:
 
     def write_figures(self, run_dir, split: str, records: list[dict], weights: str | None = None):
         from finetune.storage import run_dir as rd
-        from finetune.views.plots import confusion_matrix_png
+        from finetune.metrics.confusion_figure import confusion_matrix_png
 
         return [confusion_matrix_png(records, self.label_names, run_dir / rd.confusion_file(split, weights))]
 

@@ -13,7 +13,7 @@ class SummarizationSpec(SourceTargetSpec):
     source_lists = True
 
     def compute_metrics(self, predictions, references):
-        from finetune.evaluation.metrics import load_metric
+        from finetune.metrics import load_metric
 
         scores = load_metric("rouge").compute(predictions=predictions, references=references)
         return {k: float(scores[k]) for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")}

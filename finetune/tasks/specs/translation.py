@@ -70,7 +70,7 @@ class TranslationSpec(SourceTargetSpec):
         return super().target_values(batch)
 
     def compute_metrics(self, predictions, references):
-        from finetune.evaluation.metrics import load_metric
+        from finetune.metrics import load_metric
 
         return {
             "bleu": load_metric("sacrebleu").compute(predictions=predictions, references=references)["score"],

@@ -13,7 +13,7 @@ from finetune.views.attention.heatmaps import head_grid, single_head
 
 def attention_run(run: Path, cfg, text: str, layer: int | None, head: int | None,
                   target: str | None = None) -> list[Path]:
-    from finetune.storage.saved_model import load_run_model, saved_config, verified_model_dir
+    from finetune.saved.saved_model import load_run_model, saved_config, verified_model_dir
     from finetune.views.attention.one_text import text_attention
 
     # Check the options against the saved config before the (slow) model load.

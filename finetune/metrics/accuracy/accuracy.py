@@ -1,5 +1,5 @@
 """Offline `evaluate` module: classification accuracy, in [0, 1] (the scale of every metric:
-finetune/evaluation/metrics/__init__.py).
+finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../accuracy")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines to check
@@ -8,8 +8,8 @@ cache.
 """
 
 from sklearn.metrics import accuracy_score
-from finetune.evaluation.metrics.common import citation, metric_class
-from finetune.evaluation.metrics.shapes import label_features
+from finetune.metrics.common import citation, metric_class
+from finetune.metrics.shapes import label_features
 
 _DESCRIPTION = """
 Accuracy is the fraction of predictions that equal their reference label:
@@ -29,7 +29,7 @@ Returns:
     accuracy (`float`): in [0, 1] when `normalize=True`.
 
 Examples:
-    >>> metric = finetune.evaluation.metrics.load_metric("accuracy")
+    >>> metric = finetune.metrics.load_metric("accuracy")
     >>> metric.compute(predictions=[0, 1, 2, 1], references=[0, 1, 1, 1])
     {'accuracy': 0.75}
 """

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from finetune.data.ignore_index import IGNORE_INDEX
 from finetune.errors import ConfigError, ModelError
 
-IGNORE_INDEX = -100
 CHUNK_LOGITS = 2**24  # logits per chunk: 64 MiB in fp32 (341 positions of a 49k vocabulary)
 # Config fields of families that change the logits after the output layer.
 LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_softcapping", "logit_scale", "logits_scaling",

@@ -1,7 +1,7 @@
 """What every bundled evaluate module shares: the evaluate.Metric class around its compute
 function (docstring, MetricInfo, input checks) and its citations, read from citations.bib.
 
-The modules import this absolutely (`from finetune.evaluation.metrics.common import ...`), as they do
+The modules import this absolutely (`from finetune.metrics.common import ...`), as they do
 shapes.py: evaluate copies each module file into its cache on its own, so neither a relative
 import nor a file beside the module would resolve there.
 """

@@ -1,6 +1,6 @@
 """Offline `evaluate` module: ROUGE-1/2/L/Lsum F-measures via rouge_score, in [0, 1] as
 rouge_score reports them (multiply by 100 yourself for paper-style numbers; the scale of every
-metric: finetune/evaluation/metrics/__init__.py).
+metric: finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../rouge")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 from rouge_score import rouge_scorer
-from finetune.evaluation.metrics.common import citation, metric_class
-from finetune.evaluation.metrics.shapes import text_features
+from finetune.metrics.common import citation, metric_class
+from finetune.metrics.shapes import text_features
 
 _DESCRIPTION = """
 ROUGE (Lin, 2004) compares a generated summary with reference summaries:
@@ -58,7 +58,7 @@ Returns:
     `use_aggregator=False`).
 
 Examples:
-    >>> metric = finetune.evaluation.metrics.load_metric("rouge")
+    >>> metric = finetune.metrics.load_metric("rouge")
     >>> metric.compute(predictions=["the cat sat"], references=["the cat sat"])
     {'rouge1': 1.0, 'rouge2': 1.0, 'rougeL': 1.0, 'rougeLsum': 1.0}
 """

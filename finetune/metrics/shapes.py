@@ -1,6 +1,6 @@
 """What the metric modules share: their input shapes and sacrebleu's reference layout.
 
-The modules import this absolutely (`from finetune.evaluation.metrics.shapes import ...`): evaluate copies
+The modules import this absolutely (`from finetune.metrics.shapes import ...`): evaluate copies
 each module file into its cache on its own, so a relative import would not resolve there, while
 the installed package always does.
 """

@@ -1,13 +1,13 @@
 """Offline `evaluate` module: corpus chrF / chrF++ computed by sacrebleu. `score` is on
-sacrebleu's 0-100 scale (the scale of every metric: finetune/evaluation/metrics/__init__.py).
+sacrebleu's 0-100 scale (the scale of every metric: finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../chrf")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
 """
 
 from sacrebleu.metrics import CHRF
-from finetune.evaluation.metrics.common import citation, metric_class
-from finetune.evaluation.metrics.shapes import reference_streams, text_features
+from finetune.metrics.common import citation, metric_class
+from finetune.metrics.shapes import reference_streams, text_features
 
 _DESCRIPTION = """
 chrF (Popovic, 2015) is an F-score over character n-grams (up to 6 by default)
@@ -37,7 +37,7 @@ Returns:
     char_order (`int`), word_order (`int`), beta (`int`): the settings used.
 
 Examples:
-    >>> metric = finetune.evaluation.metrics.load_metric("chrf")
+    >>> metric = finetune.metrics.load_metric("chrf")
     >>> metric.compute(predictions=["the cat sat"], references=[["the cat sat"]])["score"]
     100.0
 """

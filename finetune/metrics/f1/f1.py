@@ -1,5 +1,5 @@
 """Offline `evaluate` module: F1 score (macro-averaged by default), in [0, 1] (the scale of
-every metric: finetune/evaluation/metrics/__init__.py).
+every metric: finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../f1")``), so it never touches the Hub.
 Imports must stay at column 0: evaluate scans this file's import lines.
@@ -7,8 +7,8 @@ Imports must stay at column 0: evaluate scans this file's import lines.
 
 import numpy as np
 from sklearn.metrics import f1_score
-from finetune.evaluation.metrics.common import citation, metric_class
-from finetune.evaluation.metrics.shapes import label_features
+from finetune.metrics.common import citation, metric_class
+from finetune.metrics.shapes import label_features
 
 _DESCRIPTION = """
 F1 is the harmonic mean of precision and recall: 2 * P * R / (P + R).
@@ -36,7 +36,7 @@ Returns:
     f1 (`float`, or `list` of `float` when `average=None`): in [0, 1].
 
 Examples:
-    >>> metric = finetune.evaluation.metrics.load_metric("f1")
+    >>> metric = finetune.metrics.load_metric("f1")
     >>> metric.compute(predictions=[0, 1, 2, 2], references=[0, 1, 1, 2])
     {'f1': 0.7777777777777777}
     >>> metric.compute(predictions=[0, 1, 1, 0], references=[0, 1, 0, 1], average="binary")

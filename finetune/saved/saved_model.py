@@ -1,38 +1,16 @@
 """A saved model directory (the final `model/`, `best/`, the model part of a checkpoint): what
 goes in it so that it reloads on its own, and loading it back as a full model or base model +
-PEFT adapter, only once saved_model_check.py found it whole."""
+PEFT adapter, only once saved_model_check.py found it whole. Saving a training run's model
+(every process, NaN weights refused) is training/save_model.py's."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from finetune.storage import manifest
 from finetune.storage import run_dir as rd
 from finetune.storage import saved_model_check
 from finetune.configuration.config import RunConfig
 from finetune.errors import RunDirError
-
-
-def save(run, target: Path, hint: str, extra: dict[str, Any] | None = None) -> None:
-    """Save the run's model to `target` atomically, refusing NaN/inf weights (`hint`: how to go
-    on, for that message). Every process must call it. `extra`: {file name: JSON content}."""
-    from finetune.storage.checkpoint import atomic_dir
-    from finetune.training.divergence import any_process, require_finite_weights
-
-    acc = run.accelerator
-    acc.wait_for_everyone()
-    require_finite_weights(run.model, target.name, hint, any_process(acc))
-    # Every rank takes part: under FSDP / ZeRO-3 this gathers the sharded weights.
-    state_dict = acc.get_state_dict(run.model)
-    if acc.is_main_process:
-        with atomic_dir(target) as tmp:
-            write(acc.unwrap_model(run.model), run.tokenizer, run.task, tmp, state_dict)
-            for name, content in (extra or {}).items():
-                (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
-            manifest.write(tmp, target.name, skip=(rd.CARD_FILE,))  # last; the card may be rewritten or edited
-    acc.wait_for_everyone()
 
 
 def write(model, tokenizer, task, directory: Path, state_dict: dict | None = None) -> None:
@@ -80,7 +58,7 @@ def load(cfg: RunConfig, task, model_dir: Path, model_config=None):
     if is_adapter(model_dir):
         from peft import PeftModel
 
-        from finetune.model.safetensors_only import no_unpickling
+        from finetune.storage.safetensors_only import no_unpickling
 
         base = load_model(cfg.model, task.auto_class, **task.model_kwargs())
         with no_unpickling(f"saved model '{model_dir}'"):
@@ -136,7 +114,7 @@ def _load_from(source: Path, cfg: RunConfig):
     task.prepare_tokenizer(tokenizer)
     model = load(cfg, task, source, model_config)
     if source.parent.name == rd.CHECKPOINTS_DIR:
-        from finetune.training.weight_average import load_saved_average
+        from finetune.saved.weight_average_file import load_saved_average
 
         load_saved_average(model, source)
     model.eval()

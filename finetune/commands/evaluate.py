@@ -3,11 +3,11 @@ or score a model that was never trained here (`--model`: the zero-shot baseline)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from finetune.configuration.config import RunConfig
 from finetune.errors import ConfigError, RunDirError, RunInUse
+from finetune.evaluation.result_files import write_results
 from finetune.storage import run_dir as rd
 
 
@@ -15,7 +15,7 @@ def evaluate_run(run: Path, cfg: RunConfig, split: str, checkpoint: str | None =
     """Results go to eval_<split>[.<checkpoint>].json: a checkpoint never overwrites the final
     model's; the file says which weights and which rows it scored."""
     from finetune.storage.run_lock import RunLock
-    from finetune.storage.saved_model import load_run_model
+    from finetune.saved.saved_model import load_run_model
     from finetune.training.assemble import make_accelerator
 
     with RunLock() as lock:
@@ -130,13 +130,3 @@ def score_split(cfg: RunConfig, task, tokenizer, model, split: str, accelerator,
     model = accelerator.prepare(model)
     metrics, records = evaluate(task, model, loaders, raw, accelerator, tokenizer, progress=True)
     return {**metrics, "split": split, "rows": rows, "weights": weights}, records
-
-
-def write_results(run: Path, split: str, metrics: dict, records: list[dict], weights: str | None = None) -> None:
-    # Whole files or none: `eval --checkpoint` may write them beside a training run, and a
-    # reader (report, a second eval) must never see half of one.
-    from finetune.storage.atomic_write import write_text_atomic
-
-    write_text_atomic(run / rd.eval_file(split, weights), json.dumps(metrics, indent=2) + "\n")
-    write_text_atomic(run / rd.predictions_file(split, weights),
-                      "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))

@@ -1,6 +1,6 @@
 """Offline `evaluate` module: corpus BLEU computed by the sacrebleu package. `score` is on
 sacrebleu's 0-100 scale, like the number printed in papers (the scale of every metric:
-finetune/evaluation/metrics/__init__.py).
+finetune/metrics/__init__.py).
 
 Loaded by path (``evaluate.load(".../sacrebleu")``), so it never touches the
 Hub. Imports must stay at column 0: evaluate scans this file's import lines.
@@ -10,8 +10,8 @@ and the ``from sacrebleu...`` import below is absolute.
 """
 
 from sacrebleu.metrics import BLEU
-from finetune.evaluation.metrics.common import citation, metric_class
-from finetune.evaluation.metrics.shapes import reference_streams, text_features
+from finetune.metrics.common import citation, metric_class
+from finetune.metrics.shapes import reference_streams, text_features
 
 _DESCRIPTION = """
 BLEU (Papineni et al., 2002) as computed by SacreBLEU (Post, 2018): n-gram
@@ -47,7 +47,7 @@ Returns:
     ref_len (`int`): effective (closest) reference length in tokens.
 
 Examples:
-    >>> metric = finetune.evaluation.metrics.load_metric("sacrebleu")
+    >>> metric = finetune.metrics.load_metric("sacrebleu")
     >>> out = metric.compute(predictions=["the cat sat on the mat"],
     ...                      references=[["the cat sat on the mat", "a cat sat"]])
     >>> round(out["score"], 1)

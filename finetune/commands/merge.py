@@ -13,9 +13,9 @@ from finetune.errors import RunDirError
 
 def merge_run(run: Path, cfg: RunConfig, out: Path | None = None, checkpoint: str | None = None) -> Path:
     from finetune.storage.checkpoint import atomic_dir
-    from finetune.storage.saved_model import is_adapter, load_run_model, verified_model_dir
+    from finetune.saved.saved_model import is_adapter, load_run_model, verified_model_dir
     from finetune.storage.saved_model_check import holds_adapter, seal
-    from finetune.views.model_card import label_names, merged_card
+    from finetune.saved.model_card import label_names, merged_card
 
     out = out or run / rd.MERGED_DIR
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

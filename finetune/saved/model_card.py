@@ -16,7 +16,7 @@ from pathlib import Path
 from finetune.configuration.config import RunConfig
 from finetune.model.shared_names import is_hub_id, shared_name
 from finetune.storage import run_dir as rd
-from finetune.views.card_usage import MODEL_ID_LINE, Base, usage
+from finetune.saved.card_usage import MODEL_ID_LINE, Base, usage
 
 PIPELINE_TAGS = {
     "sentiment": "text-classification", "classification": "text-classification",
@@ -211,7 +211,7 @@ def label_names(model_config, task) -> list[str] | None:
 def write_model_card(run: Path, cfg: RunConfig, task, metrics: dict, seconds: float, steps: int,
                      processes: int = 1, stopped_early: str = "") -> None:
     """The card in the run directory and in its model/ (the directory `finetune push` uploads)."""
-    from finetune.storage.saved_model import saved_config
+    from finetune.saved.saved_model import saved_config
 
     labels = label_names(saved_config(run / rd.MODEL_DIR), task)
     card = render(cfg, task, metrics, seconds, steps, run, processes, stopped_early, labels)

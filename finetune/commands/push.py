@@ -25,7 +25,7 @@ TRAINING_STATE = {rd.STATE_FILE, rd.MANIFEST_FILE, rd.BEST_FILE, OPTIMIZER_TENSO
 
 
 def source_dir(run: Path, merged: bool) -> Path:
-    from finetune.storage.saved_model import is_adapter, verified_model_dir
+    from finetune.saved.saved_model import is_adapter, verified_model_dir
 
     if not merged:
         return verified_model_dir(run)
@@ -57,7 +57,7 @@ def push(run: Path, repo_id: str, private: bool = False, merged: bool = False) -
     from huggingface_hub.errors import HFValidationError, HTTPError  # the HTTP client's, re-exported
     from huggingface_hub.utils import validate_repo_id
 
-    from finetune.views.model_card import pointed_at
+    from finetune.saved.model_card import pointed_at
 
     try:
         validate_repo_id(repo_id)
