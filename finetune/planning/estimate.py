@@ -4,6 +4,8 @@ an epoch. `train` builds one before loading the model; `finetune plan` prints it
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -140,8 +142,9 @@ def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, 
     runtime = resident_bytes() if device.type == "cpu" else 0  # what the process holds already
 
     def replan(**changes) -> Plan:
-        return estimate(cfg, model_config, task, lengths, processes=processes, device_type=device.type,
-                        runtime_bytes=runtime, **changes)
+        with _random_state_kept():
+            return estimate(cfg, model_config, task, lengths, processes=processes, device_type=device.type,
+                            runtime_bytes=runtime, **changes)
 
     try:
         plan = replan()
@@ -152,6 +155,25 @@ def plan_run(cfg, model_config, task, lengths: Lengths, device, processes: int, 
     if check:
         check_fits(plan, device, replan)
     return plan.summary()
+
+
+@contextlib.contextmanager
+def _random_state_kept():
+    """Building the model on the meta device draws from the random generators (its init runs):
+    the plan must leave them as it found them, or the run's new head starts from other weights
+    than a run without the plan (the same seed would train another model)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def estimate(cfg, model_config, task, lengths: Lengths, *, processes: int, device_type: str,
