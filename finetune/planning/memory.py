@@ -12,15 +12,20 @@ AVAILABLE_ENV = "FINETUNE_AVAILABLE_MEMORY_GB"
 IGNORE_FLAG = "--ignore-memory-plan"
 
 
-def _status_kb(field: str) -> int:
+def _proc_bytes(path: str, field: str) -> int | None:
+    """A `Field:  N kB` line of a Linux /proc file, in bytes (None where there is none)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return None
+
+
+def _status_kb(field: str) -> int:
+    return _proc_bytes("/proc/self/status", field) or 0
 
 
 def resident_bytes() -> int:
@@ -58,13 +63,9 @@ def available(device) -> tuple[int | None, str]:
 
 
 def _meminfo(field: str) -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    found = _proc_bytes("/proc/meminfo", field)
+    if found is not None:
+        return found
     try:
         import psutil
 
